@@ -1,0 +1,5 @@
+//! xvs-control: the control plane. `proto` is the request/response contract on the Unix socket
+//! (one Rust type for both ends), `cli` the ipvsadm grammar and output formats, `server` the
+//! control thread that applies commands as new immutable snapshots.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
