@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod conn;
+pub mod director;
 pub mod flow;
 pub mod fwd;
 pub mod io;
@@ -21,3 +22,6 @@ pub mod service;
 pub mod stats;
 pub mod wire;
 pub mod worker;
+
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;

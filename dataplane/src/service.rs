@@ -541,3 +541,53 @@ pub struct Service {
     /// Shared counters (same `Arc` across snapshots).
     pub state: Arc<ServiceState>,
 }
+
+/// An immutable configuration as workers run it.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every publication.
+    pub generation: u64,
+    /// Services in configuration order.
+    pub services: Vec<Service>,
+    /// Protocol timeouts.
+    pub timeouts: Timeouts,
+    by_key: hashbrown::HashMap<ServiceKey, usize>,
+}
+
+impl Snapshot {
+    /// The empty configuration.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self::new(0, Vec::new(), Timeouts::default())
+    }
+
+    /// Index `services` for lookup.
+    #[must_use]
+    pub fn new(generation: u64, services: Vec<Service>, timeouts: Timeouts) -> Self {
+        let by_key = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.conf.key, i))
+            .collect();
+        Self {
+            generation,
+            services,
+            timeouts,
+            by_key,
+        }
+    }
+
+    /// The service with this key.
+    #[inline]
+    #[must_use]
+    pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
+        self.by_key.get(key).map(|&i| &self.services[i])
+    }
+
+    /// Index of the service with this key.
+    #[inline]
+    #[must_use]
+    pub fn service_index(&self, key: &ServiceKey) -> Option<usize> {
+        self.by_key.get(key).copied()
+    }
+}

@@ -36,6 +36,8 @@ pub struct Desc {
     pub port: u16,
 }
 
+// Lengths and offsets are bounded by CHUNK_SIZE (4096), so the narrowing casts cannot truncate.
+#[allow(clippy::cast_possible_truncation)]
 impl Desc {
     /// Offset of the chunk that holds this frame.
     #[inline]
@@ -64,6 +66,8 @@ pub struct Frame<'a> {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct NoRoom;
 
+// Lengths are bounded by the chunk size, so the narrowing casts cannot truncate.
+#[allow(clippy::cast_possible_truncation)]
 impl<'a> Frame<'a> {
     /// A view over `chunk` (exactly the chunk `desc` lives in).
     #[inline]

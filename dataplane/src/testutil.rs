@@ -1,0 +1,1 @@
+//! Test helpers: packet builders for tests, benches and the tests crate (feature `testutil`).
