@@ -29,7 +29,10 @@ impl MemIo {
     /// A backend with `chunks` frames and one MAC per port.
     #[must_use]
     pub fn new(chunks: usize, macs: Vec<[u8; 6]>) -> Self {
-        let free = (0..chunks as u64).rev().map(|i| i * CHUNK_SIZE as u64).collect();
+        let free = (0..chunks as u64)
+            .rev()
+            .map(|i| i * CHUNK_SIZE as u64)
+            .collect();
         Self {
             mem: vec![0; chunks * CHUNK_SIZE],
             free,
@@ -57,10 +60,16 @@ impl MemIo {
         if bytes.len() > CHUNK_SIZE - HEADROOM {
             return false;
         }
-        let Some(chunk) = self.free.pop() else { return false };
+        let Some(chunk) = self.free.pop() else {
+            return false;
+        };
         let start = chunk as usize + HEADROOM;
         self.mem[start..start + bytes.len()].copy_from_slice(bytes);
-        self.rx.push_back(Desc { addr: start as u64, len: bytes.len() as u32, port });
+        self.rx.push_back(Desc {
+            addr: start as u64,
+            len: bytes.len() as u32,
+            port,
+        });
         true
     }
 
@@ -155,13 +164,20 @@ impl PacketIo for MemIo {
 
     fn alloc(&mut self, port: u16) -> Option<Desc> {
         let chunk = self.free.pop()?;
-        Some(Desc { addr: chunk + HEADROOM as u64, len: 0, port })
+        Some(Desc {
+            addr: chunk + HEADROOM as u64,
+            len: 0,
+            port,
+        })
     }
 
     fn service(&mut self) {}
 
     fn mac(&self, port: u16) -> [u8; 6] {
-        self.macs.get(usize::from(port)).copied().unwrap_or_default()
+        self.macs
+            .get(usize::from(port))
+            .copied()
+            .unwrap_or_default()
     }
 
     fn mtu(&self, _port: u16) -> usize {

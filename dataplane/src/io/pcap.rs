@@ -65,7 +65,10 @@ impl PcapReader {
     /// Open a pcap file and check its header.
     pub fn open(path: &Path) -> Result<Self, PcapError> {
         let p = path.display().to_string();
-        let io = |source| PcapError::Io { path: p.clone(), source };
+        let io = |source| PcapError::Io {
+            path: p.clone(),
+            source,
+        };
         let mut r = BufReader::new(File::open(path).map_err(io)?);
         let mut hdr = [0u8; 24];
         r.read_exact(&mut hdr).map_err(io)?;
@@ -77,12 +80,24 @@ impl PcapReader {
             0x4d3c_b2a1 => (true, true),
             m => return Err(PcapError::BadMagic(p, m)),
         };
-        let rd = |b: [u8; 4]| if swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+        let rd = |b: [u8; 4]| {
+            if swapped {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
         let link = rd([hdr[20], hdr[21], hdr[22], hdr[23]]);
         if link != LINKTYPE_ETHERNET {
             return Err(PcapError::LinkType(p, link));
         }
-        Ok(Self { path: p, r, swapped, nanos, records: 0 })
+        Ok(Self {
+            path: p,
+            r,
+            swapped,
+            nanos,
+            records: 0,
+        })
     }
 
     /// The next record, `None` at the end of the file (a truncated last record ends it too).
@@ -93,19 +108,34 @@ impl PcapReader {
         }
         let rd = |b: &[u8]| {
             let a = [b[0], b[1], b[2], b[3]];
-            if self.swapped { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+            if self.swapped {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
         };
         let (sec, frac, caplen) = (rd(&h[0..4]), rd(&h[4..8]), rd(&h[8..12]));
         self.records += 1;
         if caplen > SNAPLEN * 4 {
-            return Err(PcapError::BadRecord(self.path.clone(), self.records, caplen));
+            return Err(PcapError::BadRecord(
+                self.path.clone(),
+                self.records,
+                caplen,
+            ));
         }
         let mut data = vec![0u8; caplen as usize];
         if self.r.read_exact(&mut data).is_err() {
             return Ok(None);
         }
-        let us = if self.nanos { u64::from(frac) / 1000 } else { u64::from(frac) };
-        Ok(Some(Record { ts_us: u64::from(sec) * 1_000_000 + us, data }))
+        let us = if self.nanos {
+            u64::from(frac) / 1000
+        } else {
+            u64::from(frac)
+        };
+        Ok(Some(Record {
+            ts_us: u64::from(sec) * 1_000_000 + us,
+            data,
+        }))
     }
 }
 
@@ -120,7 +150,10 @@ impl PcapWriter {
     /// Create (truncate) a pcap file and write its header.
     pub fn create(path: &Path) -> Result<Self, PcapError> {
         let p = path.display().to_string();
-        let io = |source| PcapError::Io { path: p.clone(), source };
+        let io = |source| PcapError::Io {
+            path: p.clone(),
+            source,
+        };
         let mut w = BufWriter::new(File::create(path).map_err(io)?);
         let mut hdr = Vec::with_capacity(24);
         hdr.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
@@ -142,14 +175,20 @@ impl PcapWriter {
         h[4..8].copy_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
         h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
         h[12..16].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        let io = |source| PcapError::Io { path: self.path.clone(), source };
+        let io = |source| PcapError::Io {
+            path: self.path.clone(),
+            source,
+        };
         self.w.write_all(&h).map_err(io)?;
         self.w.write_all(data).map_err(io)
     }
 
     /// Flush buffered records.
     pub fn flush(&mut self) -> Result<(), PcapError> {
-        self.w.flush().map_err(|source| PcapError::Io { path: self.path.clone(), source })
+        self.w.flush().map_err(|source| PcapError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -239,7 +278,9 @@ impl PacketIo for PcapIo {
             }
             first_ms = Some(ms);
             let ts = rec.ts_us;
-            let Some(rec) = self.pending.take() else { break };
+            let Some(rec) = self.pending.take() else {
+                break;
+            };
             self.now_us = ts;
             if self.mem.inject(0, &rec.data) {
                 loaded += 1;
@@ -299,7 +340,13 @@ mod tests {
         w.flush().unwrap();
         drop(w);
         let mut r = PcapReader::open(&p).unwrap();
-        assert_eq!(r.next_record().unwrap(), Some(Record { ts_us: 1_500_000, data: vec![1, 2, 3] }));
+        assert_eq!(
+            r.next_record().unwrap(),
+            Some(Record {
+                ts_us: 1_500_000,
+                data: vec![1, 2, 3]
+            })
+        );
         assert_eq!(r.next_record().unwrap().unwrap().ts_us, 2_000_001);
         assert_eq!(r.next_record().unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
