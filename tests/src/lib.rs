@@ -248,3 +248,294 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         .unwrap_or_default();
     dir.join(name)
 }
+
+/// A test lab: a client, a director and real servers in their own namespaces.
+///
+/// Two layouts: [`Lab::two_segments`] puts the client on the director's port 0
+/// (198.18.1.0/24, fd01::/64) and the real servers behind a bridge on port 1 (198.18.2.0/24,
+/// fd02::/64), their gateway being the director (NAT, FULLNAT); [`Lab::one_lan`] puts client,
+/// director and servers on one bridge (198.18.1.0/24, fd01::/64; DR and TUN). The director's
+/// kernel gets no addresses: xvsd owns its interfaces. Checksum offload is turned off on the
+/// client and server veths so their frames carry complete checksums, as on a real wire.
+/// Dropping the lab deletes every namespace (and with them every veth).
+#[derive(Debug)]
+pub struct Lab {
+    /// Prefix of every name.
+    pub prefix: String,
+    /// The client namespace.
+    pub client: Netns,
+    /// The director namespace (runs xvsd).
+    pub director: Netns,
+    /// The switch namespace holding the bridge.
+    pub switch: Netns,
+    /// One namespace per real server.
+    pub servers: Vec<Netns>,
+    /// Director interfaces, port order.
+    pub dir_ifs: Vec<String>,
+    /// Client IPv4 / IPv6 address.
+    pub client_ip: (String, String),
+    /// Server IPv4 / IPv6 addresses.
+    pub server_ips: Vec<(String, String)>,
+    /// The director's own addresses, `IF=IP/PREFIX` as xvsd's `--addr` takes them.
+    pub dir_addrs: Vec<String>,
+}
+
+/// One side of a bridge port: create a veth `a` in `ns` and `b` in the switch, enslave `b`.
+fn bridge_port(ns: &Netns, a: &str, sw: &Netns, b: &str, queues: u32) -> Result<()> {
+    let q = queues.to_string();
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            a,
+            "netns",
+            &ns.name,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+            "netns",
+            &sw.name,
+        ],
+    )?;
+    sw.run(&["ip", "link", "set", b, "master", "br0"])?;
+    sw.run(&["ip", "link", "set", b, "up"])?;
+    ns.run(&["ip", "link", "set", a, "up"])?;
+    Ok(())
+}
+
+fn quiet_host(ns: &Netns, ifname: &str) -> Result<()> {
+    ns.run(&["ethtool", "-K", ifname, "tx", "off"])?;
+    // No router solicitations / DAD delays getting in the way of v6 tests.
+    let _ = ns.sh(&format!("sysctl -qw net.ipv6.conf.{ifname}.accept_dad=0"));
+    Ok(())
+}
+
+impl Lab {
+    fn base(servers: usize) -> Result<(String, Netns, Netns, Netns, Vec<Netns>)> {
+        let p = unique_prefix();
+        let client = Netns::new(&format!("{p}c"))?;
+        let director = Netns::new(&format!("{p}d"))?;
+        let switch = Netns::new(&format!("{p}s"))?;
+        switch.run(&["ip", "link", "add", "br0", "type", "bridge"])?;
+        switch.run(&["ip", "link", "set", "br0", "up"])?;
+        let mut ss = Vec::new();
+        for i in 0..servers {
+            ss.push(Netns::new(&format!("{p}r{i}"))?);
+        }
+        for ns in [&client, &director] {
+            let _ = ns
+                .sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+        }
+        for ns in &ss {
+            let _ = ns
+                .sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+        }
+        Ok((p, client, director, switch, ss))
+    }
+
+    /// Client on port 0, servers behind a bridge on port 1; `queues` rx/tx queues on the
+    /// director's veths.
+    pub fn two_segments(servers: usize, queues: u32) -> Result<Self> {
+        let (p, client, director, switch, ss) = Self::base(servers)?;
+        let q = queues.to_string();
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "d0",
+                "netns",
+                &director.name,
+                "numrxqueues",
+                &q,
+                "numtxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "c0",
+                "netns",
+                &client.name,
+                "numrxqueues",
+                &q,
+                "numtxqueues",
+                &q,
+            ],
+        )?;
+        director.run(&["ip", "link", "set", "d0", "up"])?;
+        client.run(&["ip", "link", "set", "c0", "up"])?;
+        quiet_host(&client, "c0")?;
+        client.run(&["ip", "addr", "add", "198.18.1.2/24", "dev", "c0"])?;
+        client.run(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd01::2/64",
+            "dev",
+            "c0",
+            "nodad",
+        ])?;
+        client.run(&["ip", "route", "add", "default", "via", "198.18.1.1"])?;
+        client.run(&["ip", "-6", "route", "add", "default", "via", "fd01::1"])?;
+        bridge_port(&director, "d1", &switch, "sd", queues)?;
+        let mut server_ips = Vec::new();
+        for (i, s) in ss.iter().enumerate() {
+            bridge_port(s, "r0", &switch, &format!("s{i}"), 1)?;
+            quiet_host(s, "r0")?;
+            let (v4, v6) = (format!("198.18.2.{}", 10 + i), format!("fd02::{}", 10 + i));
+            s.run(&["ip", "addr", "add", &format!("{v4}/24"), "dev", "r0"])?;
+            s.run(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                "r0",
+                "nodad",
+            ])?;
+            s.run(&["ip", "route", "add", "default", "via", "198.18.2.1"])?;
+            s.run(&["ip", "-6", "route", "add", "default", "via", "fd02::1"])?;
+            server_ips.push((v4, v6));
+        }
+        Ok(Self {
+            prefix: p,
+            client,
+            director,
+            switch,
+            servers: ss,
+            dir_ifs: vec!["d0".into(), "d1".into()],
+            client_ip: ("198.18.1.2".into(), "fd01::2".into()),
+            server_ips,
+            dir_addrs: vec![
+                "d0=198.18.1.1/24".into(),
+                "d0=fd01::1/64".into(),
+                "d1=198.18.2.1/24".into(),
+                "d1=fd02::1/64".into(),
+            ],
+        })
+    }
+
+    /// Client, director (one port) and servers on one bridge.
+    pub fn one_lan(servers: usize) -> Result<Self> {
+        let (p, client, director, switch, ss) = Self::base(servers)?;
+        bridge_port(&director, "d0", &switch, "sd", 1)?;
+        bridge_port(&client, "c0", &switch, "sc", 1)?;
+        quiet_host(&client, "c0")?;
+        client.run(&["ip", "addr", "add", "198.18.1.2/24", "dev", "c0"])?;
+        client.run(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "fd01::2/64",
+            "dev",
+            "c0",
+            "nodad",
+        ])?;
+        let mut server_ips = Vec::new();
+        for (i, s) in ss.iter().enumerate() {
+            bridge_port(s, "r0", &switch, &format!("s{i}"), 1)?;
+            quiet_host(s, "r0")?;
+            let (v4, v6) = (format!("198.18.1.{}", 10 + i), format!("fd01::{}", 10 + i));
+            s.run(&["ip", "addr", "add", &format!("{v4}/24"), "dev", "r0"])?;
+            s.run(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                "r0",
+                "nodad",
+            ])?;
+            server_ips.push((v4, v6));
+        }
+        Ok(Self {
+            prefix: p,
+            client,
+            director,
+            switch,
+            servers: ss,
+            dir_ifs: vec!["d0".into()],
+            client_ip: ("198.18.1.2".into(), "fd01::2".into()),
+            server_ips,
+            dir_addrs: vec!["d0=198.18.1.1/24".into(), "d0=fd01::1/64".into()],
+        })
+    }
+
+    /// Put `vip` (v4 or v6) on every server's loopback with arp_ignore=1 / arp_announce=2, as
+    /// a DR real server is configured.
+    pub fn servers_hold_vip(&self, vip: &str) -> Result<()> {
+        let plen = if vip.contains(':') { "128" } else { "32" };
+        for s in &self.servers {
+            s.sh("sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2")?;
+            s.run(&["ip", "addr", "add", &format!("{vip}/{plen}"), "dev", "lo"])?;
+        }
+        Ok(())
+    }
+
+    /// Start one HTTP server per real server (python's http.server on `port`, serving a file
+    /// `/id` that names the server: "r0", "r1", ...). Waits until each listens.
+    pub fn start_http(&self, dir: &TempDir, port: u16) -> Result<Vec<Proc>> {
+        let mut procs = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let root = dir.join(&format!("www{i}"));
+            std::fs::create_dir_all(&root)?;
+            std::fs::write(root.join("id"), format!("r{i}\n"))?;
+            let root_s = root.display().to_string();
+            let port_s = port.to_string();
+            let p = s.spawn(
+                &[
+                    "/usr/bin/python3",
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "::",
+                    "--directory",
+                    &root_s,
+                    &port_s,
+                ],
+                Some(&dir.join(&format!("http{i}.log"))),
+            )?;
+            let ok = wait_for(Duration::from_secs(10), || {
+                s.sh(&format!("ss -Hltn 'sport = :{port}' | grep -q LISTEN"))
+                    .is_ok()
+            });
+            if !ok {
+                bail!("http server in {} did not start", s.name);
+            }
+            procs.push(p);
+        }
+        Ok(procs)
+    }
+
+    /// `curl` from the client: the body of `http://[addr]:port/id`, or an error.
+    pub fn curl(&self, addr: &str, port: u16, timeout_s: u32) -> Result<String> {
+        let host = if addr.contains(':') {
+            format!("[{addr}]")
+        } else {
+            addr.to_string()
+        };
+        let t = timeout_s.to_string();
+        let out = self.client.run(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            &t,
+            "--noproxy",
+            "*",
+            &format!("http://{host}:{port}/id"),
+        ])?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
