@@ -3,8 +3,8 @@
 //! --pcap-in/--pcap-out`) and how fixtures are replayed byte for byte.
 //!
 //! Frames are read lazily into a [`MemIo`] pool, so the worker sees the same chunk layout as on
-//! a NIC. A burst never mixes frames with different timestamps: the worker reads the clock once
-//! per burst from [`PcapIo::now_ms`], so pcap timestamps drive every timeout. Transmitted frames
+//! a NIC. [`PcapIo::prepare`] loads one burst of frames sharing a timestamp and advances the
+//! clock ([`PcapIo::now_ms`]) before each worker turn, so pcap timestamps drive every timeout. Transmitted frames
 //! are written in transmit order with the timestamp of the burst that produced them.
 //!
 //! Invariants: the output is a valid classic pcap (Ethernet link type) even when the input was
@@ -246,6 +246,30 @@ impl PcapIo {
         self.writer.flush()
     }
 
+    /// Load the next group of input frames that share one timestamp (millisecond resolution,
+    /// at most one burst) and advance the clock to it. Returns false when the input is
+    /// exhausted. Call it before each worker turn, then read [`Self::now_ms`].
+    pub fn prepare(&mut self) -> bool {
+        let mut first_ms = None;
+        let mut loaded = 0;
+        while loaded < super::BATCH {
+            let Some(rec) = self.peek() else { break };
+            let (ts, ms) = (rec.ts_us, rec.ts_us / 1000);
+            if first_ms.is_some_and(|f| f != ms) {
+                break;
+            }
+            first_ms = Some(ms);
+            let Some(rec) = self.pending.take() else { break };
+            self.now_us = ts;
+            if self.mem.inject(0, &rec.data) {
+                loaded += 1;
+            } else {
+                self.oversized += 1;
+            }
+        }
+        first_ms.is_some()
+    }
+
     fn peek(&mut self) -> Option<&Record> {
         if self.pending.is_none() && !self.eof {
             match self.reader.next_record() {
@@ -267,27 +291,6 @@ impl PacketIo for PcapIo {
     }
 
     fn rx_burst(&mut self, descs: &mut [Desc]) -> usize {
-        // Load frames sharing the first frame's timestamp (millisecond resolution).
-        let mut first_ms = None;
-        let mut loaded = 0;
-        while loaded < descs.len() {
-            let Some(rec) = self.peek() else { break };
-            let ms = rec.ts_us / 1000;
-            if first_ms.is_some_and(|f| f != ms) {
-                break;
-            }
-            first_ms = Some(ms);
-            let ts = rec.ts_us;
-            let Some(rec) = self.pending.take() else {
-                break;
-            };
-            self.now_us = ts;
-            if self.mem.inject(0, &rec.data) {
-                loaded += 1;
-            } else {
-                self.oversized += 1;
-            }
-        }
         self.mem.rx_burst(descs)
     }
 
@@ -376,12 +379,15 @@ mod tests {
         drop(w);
         let mut io = PcapIo::open(&i, &o, [0; 6], 1500).unwrap();
         let mut d = [Desc::default(); 64];
+        assert!(io.prepare());
         assert_eq!(io.rx_burst(&mut d), 2);
         assert_eq!(io.now_ms(), 1);
         assert_eq!(io.tx_burst(&d[..2]), 2);
+        assert!(io.prepare());
         assert_eq!(io.rx_burst(&mut d), 1);
         assert_eq!(io.now_ms(), 5);
         io.recycle(&d[..1]);
+        assert!(!io.prepare());
         assert_eq!(io.rx_burst(&mut d), 0);
         assert!(io.finished());
         io.flush().unwrap();
