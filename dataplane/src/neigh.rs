@@ -17,6 +17,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
+use crate::io::Frame;
+use crate::wire::icmpv6::na_flags;
+use crate::wire::{
+    ArpPacket, EthernetFrame, Icmpv6Packet, Ipv6Packet, Ipv6Repr, NdiscRepr, PacketInfo, arp,
+    ethernet, ethertype,
+};
+
 /// Errors in the network configuration.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NetError {
@@ -263,6 +270,222 @@ impl NeighTable {
     }
 }
 
+/// Answer an ARP request in place when its target is an address `owns` accepts, learning the
+/// sender on the way. Returns `Some(())` when the frame became a reply to transmit on the same
+/// port, `None` when it is to be dropped (after learning, if it taught us something).
+#[cold]
+pub fn handle_arp(
+    frame: &mut Frame<'_>,
+    l3_off: usize,
+    our_mac: [u8; 6],
+    table: &NeighTable,
+    owns: impl Fn(IpAddr) -> bool,
+) -> Option<()> {
+    let data = frame.data_mut();
+    let (eth, rest) = data.split_at_mut(l3_off);
+    let mut pkt = ArpPacket::new_checked(rest).ok()?;
+    if pkt.hardware_type() != 1 || pkt.protocol_type() != ethertype::IPV4 {
+        return None;
+    }
+    let (sha, spa, tpa) = (pkt.sender_hw(), pkt.sender_ip(), pkt.target_ip());
+    if !spa.is_unspecified() {
+        table.learn(IpAddr::V4(spa), sha);
+    }
+    if pkt.operation() != arp::OP_REQUEST || !owns(IpAddr::V4(tpa)) {
+        return None;
+    }
+    pkt.set_operation(arp::OP_REPLY);
+    pkt.set_sender_hw(our_mac);
+    pkt.set_sender_ip(tpa);
+    pkt.set_target_hw(sha);
+    pkt.set_target_ip(spa);
+    let mut e = EthernetFrame::new_unchecked(eth);
+    e.set_dst_addr(sha);
+    e.set_src_addr(our_mac);
+    Some(())
+}
+
+/// Handle an ICMPv6 neighbour solicitation or advertisement: learn the link-layer address it
+/// carries; answer a solicitation for an address `owns` accepts with an advertisement built in
+/// place. Same return convention as [`handle_arp`].
+#[cold]
+pub fn handle_nd(
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    our_mac: [u8; 6],
+    table: &NeighTable,
+    owns: impl Fn(IpAddr) -> bool,
+) -> Option<()> {
+    let (IpAddr::V6(src), IpAddr::V6(_)) = (info.src, info.dst) else {
+        return None;
+    };
+    if info.ttl != 255 {
+        return None; // RFC 4861 7.1: on-link messages only
+    }
+    let nd = {
+        let icmp = Icmpv6Packet::new_checked(frame.data().get(info.l4_off..info.l3_end())?).ok()?;
+        NdiscRepr::parse(&icmp).ok()?
+    };
+    let (target, reply_to) = match nd {
+        NdiscRepr::Advert {
+            target,
+            lladdr: Some(mac),
+            ..
+        } => {
+            table.learn(IpAddr::V6(target), mac);
+            return None;
+        }
+        NdiscRepr::Advert { .. } => return None,
+        NdiscRepr::Solicit { target, lladdr } => {
+            let dad = src.is_unspecified();
+            if let (Some(mac), false) = (lladdr, dad) {
+                table.learn(IpAddr::V6(src), mac);
+            }
+            if !owns(IpAddr::V6(target)) {
+                return None;
+            }
+            let eth_src = EthernetFrame::new_checked(frame.data()).ok()?.src_addr();
+            let to = if dad {
+                Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)
+            } else {
+                src
+            };
+            let to_mac = if dad {
+                [0x33, 0x33, 0, 0, 0, 1]
+            } else {
+                lladdr.unwrap_or(eth_src)
+            };
+            (target, (to, to_mac))
+        }
+    };
+    let flags = na_flags::OVERRIDE
+        | if reply_to.0.is_multicast() {
+            0
+        } else {
+            na_flags::SOLICITED
+        };
+    let na = NdiscRepr::Advert {
+        flags,
+        target,
+        lladdr: Some(our_mac),
+    };
+    let l3 = info.l3_off;
+    frame
+        .set_len(l3 + crate::wire::ipv6::HEADER_LEN + na.buffer_len())
+        .ok()?;
+    emit_nd(
+        frame.data_mut(),
+        l3,
+        our_mac,
+        reply_to.1,
+        target,
+        reply_to.0,
+        &na,
+    )
+}
+
+/// Write Ethernet (keeping a VLAN tag in place), IPv6 and an ND message from `l3` on.
+fn emit_nd(
+    data: &mut [u8],
+    l3: usize,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    nd: &NdiscRepr,
+) -> Option<()> {
+    let (eth, ip) = data.split_at_mut(l3);
+    let mut e = EthernetFrame::new_unchecked(eth);
+    e.set_dst_addr(dst_mac);
+    e.set_src_addr(src_mac);
+    e.set_ethertype(ethertype::IPV6);
+    let (hdr, body) = ip.split_at_mut(crate::wire::ipv6::HEADER_LEN);
+    let repr = Ipv6Repr {
+        src,
+        dst,
+        next_header: crate::flow::proto::ICMPV6,
+        payload_len: nd.buffer_len(),
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    repr.emit(&mut Ipv6Packet::new_unchecked(hdr));
+    let mut icmp = Icmpv6Packet::new_unchecked(body.get_mut(..nd.buffer_len())?);
+    nd.emit(&mut icmp, &src, &dst);
+    Some(())
+}
+
+/// Build an ARP request (IPv4) or neighbour solicitation (IPv6) for `addr` from `port` into
+/// an empty frame. Returns false when the port has no address of that family.
+#[cold]
+pub fn build_request(
+    frame: &mut Frame<'_>,
+    our_mac: [u8; 6],
+    routes: &Routes,
+    port: u16,
+    addr: IpAddr,
+) -> bool {
+    match addr {
+        IpAddr::V4(target) => {
+            let Some(src) = routes.src_v4(port) else {
+                return false;
+            };
+            if frame
+                .set_len(ethernet::HEADER_LEN + arp::PACKET_LEN)
+                .is_err()
+            {
+                return false;
+            }
+            let (eth, body) = frame.data_mut().split_at_mut(ethernet::HEADER_LEN);
+            let mut e = EthernetFrame::new_unchecked(eth);
+            e.set_dst_addr([0xff; 6]);
+            e.set_src_addr(our_mac);
+            e.set_ethertype(ethertype::ARP);
+            let mut a = ArpPacket::new_unchecked(body);
+            a.set_ethernet_ipv4();
+            a.set_operation(arp::OP_REQUEST);
+            a.set_sender_hw(our_mac);
+            a.set_sender_ip(src);
+            a.set_target_hw([0; 6]);
+            a.set_target_ip(target);
+            true
+        }
+        IpAddr::V6(target) => {
+            let Some(src) = routes.src_v6(port) else {
+                return false;
+            };
+            let t = target.octets();
+            let dst = Ipv6Addr::new(
+                0xff02,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0xff00 | u16::from(t[13]),
+                u16::from_be_bytes([t[14], t[15]]),
+            );
+            let dst_mac = [0x33, 0x33, 0xff, t[13], t[14], t[15]];
+            let ns = NdiscRepr::Solicit {
+                target,
+                lladdr: Some(our_mac),
+            };
+            let len = ethernet::HEADER_LEN + crate::wire::ipv6::HEADER_LEN + ns.buffer_len();
+            frame.set_len(len).is_ok()
+                && emit_nd(
+                    frame.data_mut(),
+                    ethernet::HEADER_LEN,
+                    our_mac,
+                    dst_mac,
+                    src,
+                    dst,
+                    &ns,
+                )
+                .is_some()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +569,131 @@ mod tests {
             Routes::new(&c).unwrap_err(),
             NetError::GatewayNotOnLink("192.0.2.1".parse().unwrap())
         );
+    }
+
+    fn frame_of<'a>(chunk: &'a mut [u8], desc: &'a mut crate::io::Desc, bytes: &[u8]) -> Frame<'a> {
+        let h = crate::io::HEADROOM;
+        chunk[h..h + bytes.len()].copy_from_slice(bytes);
+        *desc = crate::io::Desc {
+            addr: h as u64,
+            len: u32::try_from(bytes.len()).unwrap(),
+            port: 0,
+        };
+        Frame::new(chunk, desc)
+    }
+
+    const OUR: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const PEER: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    #[test]
+    fn arp_request_for_an_owned_address_is_answered_in_place_and_the_sender_learned() {
+        let req = crate::testutil::arp_request(
+            PEER,
+            "198.18.0.2".parse().unwrap(),
+            "198.18.0.1".parse().unwrap(),
+        );
+        let (mut chunk, mut desc) = (vec![0u8; crate::io::CHUNK_SIZE], crate::io::Desc::default());
+        let mut f = frame_of(&mut chunk, &mut desc, &req);
+        let t = NeighTable::new(&[]);
+        let owns = |a: IpAddr| a == "198.18.0.1".parse::<IpAddr>().unwrap();
+        assert_eq!(handle_arp(&mut f, 14, OUR, &t, owns), Some(()));
+        let out = f.data().to_vec();
+        let e = EthernetFrame::new_checked(&out[..]).unwrap();
+        assert_eq!((e.dst_addr(), e.src_addr()), (PEER, OUR));
+        let a = ArpPacket::new_checked(&out[14..]).unwrap();
+        assert_eq!(a.operation(), arp::OP_REPLY);
+        assert_eq!(a.sender_hw(), OUR);
+        assert_eq!(a.sender_ip(), "198.18.0.1".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(a.target_ip(), "198.18.0.2".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            t.load().get(&"198.18.0.2".parse::<IpAddr>().unwrap()),
+            Some(&PEER)
+        );
+        // Not ours: learned, not answered.
+        let req = crate::testutil::arp_request(
+            PEER,
+            "198.18.0.3".parse().unwrap(),
+            "198.18.0.99".parse().unwrap(),
+        );
+        let mut f = frame_of(&mut chunk, &mut desc, &req);
+        assert_eq!(handle_arp(&mut f, 14, OUR, &t, owns), None);
+        assert!(
+            t.load()
+                .contains_key(&"198.18.0.3".parse::<IpAddr>().unwrap())
+        );
+    }
+
+    #[test]
+    fn neighbour_solicitation_gets_a_valid_advertisement() {
+        let ns = crate::testutil::neighbor_solicit(
+            PEER,
+            "fd00::2".parse().unwrap(),
+            "fd00::1".parse().unwrap(),
+        );
+        let (mut chunk, mut desc) = (vec![0u8; crate::io::CHUNK_SIZE], crate::io::Desc::default());
+        let mut f = frame_of(&mut chunk, &mut desc, &ns);
+        let crate::wire::Parsed::Ip(info) = crate::wire::parse_frame(f.data()).unwrap() else {
+            panic!()
+        };
+        let t = NeighTable::new(&[]);
+        let owns = |a: IpAddr| a == "fd00::1".parse::<IpAddr>().unwrap();
+        assert_eq!(handle_nd(&mut f, &info, OUR, &t, owns), Some(()));
+        let out = f.data().to_vec();
+        crate::testutil::verify_checksums(&out).unwrap();
+        let crate::wire::Parsed::Ip(o) = crate::wire::parse_frame(&out).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.src, "fd00::1".parse::<IpAddr>().unwrap());
+        assert_eq!(o.dst, "fd00::2".parse::<IpAddr>().unwrap());
+        let icmp = Icmpv6Packet::new_checked(&out[o.l4_off..o.l3_end()]).unwrap();
+        assert_eq!(
+            NdiscRepr::parse(&icmp).unwrap(),
+            NdiscRepr::Advert {
+                flags: na_flags::SOLICITED | na_flags::OVERRIDE,
+                target: "fd00::1".parse().unwrap(),
+                lladdr: Some(OUR)
+            }
+        );
+        assert_eq!(
+            t.load().get(&"fd00::2".parse::<IpAddr>().unwrap()),
+            Some(&PEER)
+        );
+    }
+
+    #[test]
+    fn requests_are_built_for_both_families() {
+        let r = Routes::new(&conf()).unwrap();
+        let (mut chunk, mut desc) = (vec![0u8; crate::io::CHUNK_SIZE], crate::io::Desc::default());
+        let mut f = frame_of(&mut chunk, &mut desc, &[]);
+        assert!(build_request(
+            &mut f,
+            OUR,
+            &r,
+            0,
+            "198.18.0.7".parse().unwrap()
+        ));
+        let a = ArpPacket::new_checked(&f.data()[14..]).unwrap();
+        assert_eq!(a.target_ip(), "198.18.0.7".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(a.sender_ip(), "198.18.0.1".parse::<Ipv4Addr>().unwrap());
+        let mut f = frame_of(&mut chunk, &mut desc, &[]);
+        assert!(build_request(
+            &mut f,
+            OUR,
+            &r,
+            0,
+            "fd00::7".parse().unwrap()
+        ));
+        crate::testutil::verify_checksums(f.data()).unwrap();
+        assert_eq!(&f.data()[..3], &[0x33, 0x33, 0xff]);
+        // Port 1 has no IPv6 address: nothing to send from.
+        let mut f = frame_of(&mut chunk, &mut desc, &[]);
+        assert!(!build_request(
+            &mut f,
+            OUR,
+            &r,
+            1,
+            "fd00::7".parse().unwrap()
+        ));
     }
 
     #[test]

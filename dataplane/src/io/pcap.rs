@@ -259,7 +259,9 @@ impl PcapIo {
                 break;
             }
             first_ms = Some(ms);
-            let Some(rec) = self.pending.take() else { break };
+            let Some(rec) = self.pending.take() else {
+                break;
+            };
             self.now_us = ts;
             if self.mem.inject(0, &rec.data) {
                 loaded += 1;
