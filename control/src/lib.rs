@@ -3,3 +3,4 @@
 //! control thread that applies commands as new immutable snapshots.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+pub mod runtime;

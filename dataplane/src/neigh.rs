@@ -56,6 +56,8 @@ pub struct PortConf {
     pub mac: [u8; 6],
     /// Addresses owned on this port.
     pub addrs: Vec<PortAddr>,
+    /// L3 MTU of the port.
+    pub mtu: usize,
 }
 
 /// A static route: `prefix/len` via `gateway`.
