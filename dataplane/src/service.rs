@@ -378,6 +378,10 @@ pub struct DestState {
     pub flags: AtomicU32,
     /// Current weight (mirrors the snapshot; read by conn code after the dest left the snapshot).
     pub weight: AtomicI32,
+    /// The kernel's `last_weight`: the latest non-zero weight (or the weight the dest was added
+    /// with). The mh scheduler sizes a quiesced dest's table share by it. Set through
+    /// [`DestState::set_weight`].
+    pub last_weight: AtomicI32,
     /// Upper threshold (`-x`).
     pub u_threshold: AtomicU32,
     /// Lower threshold (`-y`).
@@ -396,10 +400,20 @@ impl DestState {
             persistconns: AtomicU32::new(0),
             flags: AtomicU32::new(dest_flags::AVAILABLE),
             weight: AtomicI32::new(conf.weight),
+            last_weight: AtomicI32::new(conf.weight),
             u_threshold: AtomicU32::new(conf.u_threshold),
             l_threshold: AtomicU32::new(conf.l_threshold),
             stats: PerWorkerCounters::new(workers),
         }
+    }
+
+    /// Record an edited weight (`__ip_vs_update_dest`): `weight` always, `last_weight` only when
+    /// the new weight is non-zero ("keep the last_weight with latest non-0 weight").
+    pub fn set_weight(&self, w: i32) {
+        if w != 0 {
+            self.last_weight.store(w, Ordering::Relaxed);
+        }
+        self.weight.store(w, Ordering::Relaxed);
     }
 
     /// Active + inactive conns (`ip_vs_dest_totalconns`; templates do not count).
