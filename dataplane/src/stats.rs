@@ -218,7 +218,7 @@ mod tests {
     fn a_steady_rate_converges_to_itself() {
         let mut e = RateEstimator::default();
         let mut cur = CounterValues::default();
-        for _ in 0..40 {
+        for _ in 0..100 {
             // 100 conns/s, 1000 pkts/s, 1_000_000 bytes/s in, over 2 s
             cur.conns += 200;
             cur.inpkts += 2000;
