@@ -253,6 +253,37 @@ pub fn run_offline(
     })
 }
 
+/// The workers' clock: milliseconds since the daemon started (monotonic). The conn table's
+/// expiry times are on this clock, so listings must read it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(std::time::Instant);
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl Clock {
+    /// Milliseconds since start.
+    #[must_use]
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// How many workers live mode runs: `--workers`, else one per queue of the interfaces, at most
+/// one per core.
+#[must_use]
+pub fn worker_count(opts: &DataplaneOpts) -> usize {
+    if opts.offline() || opts.ifaces.is_empty() {
+        return 1;
+    }
+    let queues = opts.ifaces.iter().map(|i| rx_queues(i)).min().unwrap_or(1);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    opts.workers.unwrap_or_else(|| queues.min(cores)).max(1)
+}
+
 /// A stop flag shared with worker threads.
 #[derive(Debug, Default, Clone)]
 pub struct Stop(Arc<AtomicBool>);
@@ -326,6 +357,7 @@ pub fn spawn_live(
     opts: &DataplaneOpts,
     director: Arc<Director>,
     conns: Arc<ConnTable>,
+    clock: Clock,
 ) -> Result<LiveWorkers, anyhow::Error> {
     use anyhow::Context as _;
     use xvs_dataplane::io::afxdp::{AfXdp, AfXdpOpts, PortConf as XskPort, XdpMode as XskMode};
@@ -336,8 +368,7 @@ pub fn spawn_live(
     }
     let net = opts.net_conf(&opts.ifaces, &macs)?;
     let queues = opts.ifaces.iter().map(|i| rx_queues(i)).min().unwrap_or(1);
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let workers = opts.workers.unwrap_or_else(|| queues.min(cores)).max(1);
+    let workers = worker_count(opts);
     if workers > queues {
         anyhow::bail!("--workers {workers}: the interfaces have only {queues} queue(s)");
     }
@@ -384,7 +415,7 @@ pub fn spawn_live(
                 if let Some(id) = core {
                     core_affinity::set_for_current(core_affinity::CoreId { id });
                 }
-                run_loop(Worker::new(w, io, shared), &stop, poll);
+                run_loop(Worker::new(w, io, shared), &stop, poll, clock);
             })
             .context("spawning a worker thread")?;
         handles.push(h);
@@ -402,12 +433,11 @@ pub fn run_loop<I: xvs_dataplane::io::PacketIo>(
     mut worker: Worker<I>,
     stop: &Stop,
     poll: PollMode,
+    clock: Clock,
 ) {
-    let t0 = std::time::Instant::now();
     let mut idle = 0u32;
     while !stop.stopped() {
-        let now = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if worker.poll(now) == 0 {
+        if worker.poll(clock.now_ms()) == 0 {
             idle = idle.saturating_add(1);
             if poll == PollMode::Adaptive && idle > 256 {
                 std::thread::sleep(std::time::Duration::from_micros(200));
