@@ -30,12 +30,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{End, FwdConn, FwdCtx, Verdict, be16, forward_ttl, input_mtu, input_ttl, put_be16, set_endpoint};
+use super::{
+    End, FwdConn, FwdCtx, Verdict, be16, forward_ttl, input_mtu, input_ttl, put_be16, set_endpoint,
+};
 use crate::flow::{Dir, FlowKey, proto};
 use crate::io::Frame;
 use crate::service::{Family, FwdMode};
 use crate::stats::DropReason;
-use crate::wire::{Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv4Repr, Ipv6Repr, PacketInfo, checksum, icmp, icmpv6, ipv6};
+use crate::wire::{
+    Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv4Repr, Ipv6Repr, PacketInfo, checksum, icmp, icmpv6,
+    ipv6,
+};
 
 /// ICMPv4 destination unreachable.
 pub(crate) const V4_DEST_UNREACH: u8 = icmp::msg::DEST_UNREACH;
@@ -152,7 +157,8 @@ fn parse_quote(buf: &[u8], info: &PacketInfo) -> Option<Quote> {
                 proto::GRE if l4 + 4 <= end => {
                     let flags = be16(buf, l4);
                     // Version 0 carrying IPv4, only the checksum option (what IPVS sends).
-                    (flags & !crate::wire::gre::FLAG_CSUM == 0 && be16(buf, l4 + 2) == crate::wire::ethertype::IPV4)
+                    (flags & !crate::wire::gre::FLAG_CSUM == 0
+                        && be16(buf, l4 + 2) == crate::wire::ethertype::IPV4)
                         .then_some(if flags != 0 { 8 } else { 4 })
                 }
                 _ => None,
@@ -165,7 +171,13 @@ fn parse_quote(buf: &[u8], info: &PacketInfo) -> Option<Quote> {
                     overhead: hl + encap,
                     inner_off: inner,
                     inner_df: idf,
-                    key: FlowKey { proto: ip, src: is.into(), dst: id.into(), sport: sp, dport: dp },
+                    key: FlowKey {
+                        proto: ip,
+                        src: is.into(),
+                        dst: id.into(),
+                        sport: sp,
+                        dport: dp,
+                    },
                 });
             }
             let (sp, dp) = ports(buf, p, l4, end)?;
@@ -173,7 +185,13 @@ fn parse_quote(buf: &[u8], info: &PacketInfo) -> Option<Quote> {
                 ip_off: q,
                 l4_off: l4,
                 proto: p,
-                key: FlowKey { proto: p, src: s.into(), dst: d.into(), sport: sp, dport: dp },
+                key: FlowKey {
+                    proto: p,
+                    src: s.into(),
+                    dst: d.into(),
+                    sport: sp,
+                    dport: dp,
+                },
             })
         }
         Family::V6 => {
@@ -191,7 +209,13 @@ fn parse_quote(buf: &[u8], info: &PacketInfo) -> Option<Quote> {
                 ip_off: q,
                 l4_off: l4,
                 proto: w.protocol,
-                key: FlowKey { proto: w.protocol, src: p.src_addr().into(), dst: p.dst_addr().into(), sport: sp, dport: dp },
+                key: FlowKey {
+                    proto: w.protocol,
+                    src: p.src_addr().into(),
+                    dst: p.dst_addr().into(),
+                    sport: sp,
+                    dport: dp,
+                },
             })
         }
     }
@@ -200,7 +224,13 @@ fn parse_quote(buf: &[u8], info: &PacketInfo) -> Option<Quote> {
 /// Translate and forward an ICMP error about `conn`, travelling in `dir` (the direction the
 /// conn table reported for [`icmp_inner_key`]'s key). Same frame contract as
 /// [`super::rewrite`].
-pub fn rewrite_icmp(conn: &FwdConn, dir: Dir, frame: &mut Frame<'_>, info: &PacketInfo, ctx: &FwdCtx) -> Verdict {
+pub fn rewrite_icmp(
+    conn: &FwdConn,
+    dir: Dir,
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    ctx: &FwdCtx,
+) -> Verdict {
     if frame.set_len(info.l3_end()).is_err() {
         return Verdict::Drop(DropReason::Malformed);
     }
@@ -209,46 +239,71 @@ pub fn rewrite_icmp(conn: &FwdConn, dir: Dir, frame: &mut Frame<'_>, info: &Pack
     };
     let t = &conn.tuple;
     let (ip_off, l4_off, qproto) = match q {
-        Quote::Tunnel { overhead, inner_off, inner_df, key } => {
+        Quote::Tunnel {
+            overhead,
+            inner_off,
+            inner_df,
+            key,
+        } => {
             if conn.mode != FwdMode::Tunnel || dir != Dir::Input {
                 return Verdict::Drop(DropReason::IcmpNoConn);
             }
             return tunnel_error(frame, info, overhead, inner_off, inner_df, &key);
         }
-        Quote::Regular { ip_off, l4_off, proto, .. } => (ip_off, l4_off, proto),
+        Quote::Regular {
+            ip_off,
+            l4_off,
+            proto,
+            ..
+        } => (ip_off, l4_off, proto),
     };
     // Outer and quoted rewrites per mode and direction: (outer src, outer dst, quoted src,
     // quoted dst) replacements, and where it goes.
     type Ep = Option<(IpAddr, u16)>;
-    let (osrc, odst, qsrc, qdst, route_to): (Option<IpAddr>, Option<IpAddr>, Ep, Ep, IpAddr) = match (conn.mode, dir) {
-        (FwdMode::Masq, Dir::Output) => (Some(t.vaddr), None, None, Some((t.vaddr, t.vport)), t.caddr),
-        (FwdMode::Masq, Dir::Input) => (None, Some(t.daddr), Some((t.daddr, t.dport)), None, t.daddr),
-        (FwdMode::FullNat, Dir::Output) => {
-            (Some(t.vaddr), Some(t.caddr), Some((t.caddr, t.cport)), Some((t.vaddr, t.vport)), t.caddr)
-        }
-        (FwdMode::FullNat, Dir::Input) => {
-            (Some(t.laddr), Some(t.daddr), Some((t.daddr, t.dport)), Some((t.laddr, t.lport)), t.daddr)
-        }
-        (FwdMode::Route | FwdMode::Local, Dir::Input) => {
-            if Family::of(&t.daddr) != info.family {
-                return Verdict::Drop(DropReason::NoRoute);
+    let (osrc, odst, qsrc, qdst, route_to): (Option<IpAddr>, Option<IpAddr>, Ep, Ep, IpAddr) =
+        match (conn.mode, dir) {
+            (FwdMode::Masq, Dir::Output) => {
+                (Some(t.vaddr), None, None, Some((t.vaddr, t.vport)), t.caddr)
             }
-            if let Err(v) = input_ttl(frame, info, false) {
-                return v;
+            (FwdMode::Masq, Dir::Input) => {
+                (None, Some(t.daddr), Some((t.daddr, t.dport)), None, t.daddr)
             }
-            if let Err(v) = input_mtu(frame, info, ctx.mtu, false) {
-                return v;
+            (FwdMode::FullNat, Dir::Output) => (
+                Some(t.vaddr),
+                Some(t.caddr),
+                Some((t.caddr, t.cport)),
+                Some((t.vaddr, t.vport)),
+                t.caddr,
+            ),
+            (FwdMode::FullNat, Dir::Input) => (
+                Some(t.laddr),
+                Some(t.daddr),
+                Some((t.daddr, t.dport)),
+                Some((t.laddr, t.lport)),
+                t.daddr,
+            ),
+            (FwdMode::Route | FwdMode::Local, Dir::Input) => {
+                if Family::of(&t.daddr) != info.family {
+                    return Verdict::Drop(DropReason::NoRoute);
+                }
+                if let Err(v) = input_ttl(frame, info, false) {
+                    return v;
+                }
+                if let Err(v) = input_mtu(frame, info, ctx.mtu, false) {
+                    return v;
+                }
+                return Verdict::Tx { route_to: t.daddr };
             }
-            return Verdict::Tx { route_to: t.daddr };
-        }
-        (FwdMode::Tunnel, Dir::Input) => return super::tun::input(conn, frame, info, ctx, true),
-        (FwdMode::Route | FwdMode::Local | FwdMode::Tunnel, Dir::Output) => {
-            return match forward_ttl(frame.data_mut(), info) {
-                Ok(()) => Verdict::Tx { route_to: info.dst },
-                Err(v) => v,
-            };
-        }
-    };
+            (FwdMode::Tunnel, Dir::Input) => {
+                return super::tun::input(conn, frame, info, ctx, true);
+            }
+            (FwdMode::Route | FwdMode::Local | FwdMode::Tunnel, Dir::Output) => {
+                return match forward_ttl(frame.data_mut(), info) {
+                    Ok(()) => Verdict::Tx { route_to: info.dst },
+                    Err(v) => v,
+                };
+            }
+        };
     let fam_ok = |a: &IpAddr| Family::of(a) == info.family;
     if !(osrc.iter().all(fam_ok) && odst.iter().all(fam_ok) && fam_ok(&route_to)) {
         return Verdict::Drop(DropReason::NoRoute);
@@ -292,7 +347,10 @@ fn fill_icmp_checksum(buf: &mut [u8], l3_off: usize, l4_off: usize, end: usize) 
     } else {
         let p = crate::wire::Ipv6Packet::new_unchecked(&buf[l3_off..l3_off + 40]);
         let len = u32::try_from(end - l4_off).unwrap_or(0);
-        !checksum::add(checksum::pseudo_v6(&p.src_addr(), &p.dst_addr(), proto::ICMPV6, len), sum)
+        !checksum::add(
+            checksum::pseudo_v6(&p.src_addr(), &p.dst_addr(), proto::ICMPV6, len),
+            sum,
+        )
     };
     put_be16(buf, l4_off + 2, c);
 }
@@ -300,9 +358,21 @@ fn fill_icmp_checksum(buf: &mut [u8], l3_off: usize, l4_off: usize, end: usize) 
 /// The tunnel special case of `ip_vs_in_icmp`: an error about our tunnel packet becomes an
 /// error to the client about its own request.
 #[cold]
-fn tunnel_error(frame: &mut Frame<'_>, info: &PacketInfo, overhead: usize, inner_off: usize, inner_df: bool, key: &FlowKey) -> Verdict {
+fn tunnel_error(
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    overhead: usize,
+    inner_off: usize,
+    inner_df: bool,
+    key: &FlowKey,
+) -> Verdict {
     let buf = frame.data();
-    let rest = u32::from_be_bytes([buf[info.l4_off + 4], buf[info.l4_off + 5], buf[info.l4_off + 6], buf[info.l4_off + 7]]);
+    let rest = u32::from_be_bytes([
+        buf[info.l4_off + 4],
+        buf[info.l4_off + 5],
+        buf[info.l4_off + 6],
+        buf[info.l4_off + 7],
+    ]);
     let (typ, code) = (info.icmp_type, info.icmp_code);
     let mut rest = rest;
     if typ == icmp::msg::DEST_UNREACH && code == icmp::unreach::FRAG_NEEDED {
@@ -319,14 +389,34 @@ fn tunnel_error(frame: &mut Frame<'_>, info: &PacketInfo, overhead: usize, inner
     }
     let end = info.l3_end();
     let tos = buf[inner_off + 1];
-    build_error(frame, info.l3_off, inner_off, end - inner_off, tos, typ, code, rest, key.dst, key.src, DropReason::IcmpNoConn)
+    build_error(
+        frame,
+        info.l3_off,
+        inner_off,
+        end - inner_off,
+        tos,
+        typ,
+        code,
+        rest,
+        key.dst,
+        key.src,
+        DropReason::IcmpNoConn,
+    )
 }
 
 /// Turn the frame into an ICMP error of `typ`/`code`/`rest` about the packet `info` describes,
 /// from `src`, to the packet's source; the answer to TTL expiry and oversize. Never answers
 /// an ICMP error (or a later fragment): then it drops with `fallback`.
 #[cold]
-pub(crate) fn error_in_place(frame: &mut Frame<'_>, info: &PacketInfo, typ: u8, code: u8, rest: u32, src: IpAddr, fallback: DropReason) -> Verdict {
+pub(crate) fn error_in_place(
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    typ: u8,
+    code: u8,
+    rest: u32,
+    src: IpAddr,
+    fallback: DropReason,
+) -> Verdict {
     let is_error = match info.proto {
         proto::ICMP => icmp::is_error(info.icmp_type),
         proto::ICMPV6 => icmpv6::is_error(info.icmp_type),
@@ -336,7 +426,19 @@ pub(crate) fn error_in_place(frame: &mut Frame<'_>, info: &PacketInfo, typ: u8, 
         return Verdict::Drop(fallback);
     }
     let tos = frame.data()[info.l3_off + 1];
-    build_error(frame, info.l3_off, info.l3_off, info.l3_len, tos, typ, code, rest, src, info.src, fallback)
+    build_error(
+        frame,
+        info.l3_off,
+        info.l3_off,
+        info.l3_len,
+        tos,
+        typ,
+        code,
+        rest,
+        src,
+        info.src,
+        fallback,
+    )
 }
 
 /// Build an ICMP(v6) error at `l3_off` quoting `quote_len` bytes found at `quote_off` (cut to
@@ -368,7 +470,9 @@ fn build_error(
     if new_len > frame.len() && frame.set_len(new_len).is_err() {
         return Verdict::Drop(fallback);
     }
-    frame.data_mut().copy_within(quote_off..quote_off + q, l3_off + hdr);
+    frame
+        .data_mut()
+        .copy_within(quote_off..quote_off + q, l3_off + hdr);
     if frame.set_len(new_len).is_err() {
         return Verdict::Drop(fallback);
     }
@@ -377,8 +481,17 @@ fn build_error(
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             // icmp_send: TOS bits of the offending packet with precedence "internetwork
             // control"; default TTL; no DF.
-            Ipv4Repr { src: s, dst: d, protocol: proto::ICMP, payload_len: 8 + q, ttl: 64, dscp_ecn: (tos & 0x1e) | 0xc0, ident: 0, df: false }
-                .emit(&mut Ipv4Packet::new_unchecked(&mut buf[..20]));
+            Ipv4Repr {
+                src: s,
+                dst: d,
+                protocol: proto::ICMP,
+                payload_len: 8 + q,
+                ttl: 64,
+                dscp_ecn: (tos & 0x1e) | 0xc0,
+                ident: 0,
+                df: false,
+            }
+            .emit(&mut Ipv4Packet::new_unchecked(&mut buf[..20]));
             let mut m = Icmpv4Packet::new_unchecked(&mut buf[20..]);
             m.set_msg_type(typ);
             m.set_msg_code(code);
@@ -399,6 +512,220 @@ fn build_error(
 }
 
 fn emit_v6(buf: &mut [u8], s: Ipv6Addr, d: Ipv6Addr, payload_len: usize) {
-    Ipv6Repr { src: s, dst: d, next_header: proto::ICMPV6, payload_len, hop_limit: 64, traffic_class: 0, flow_label: 0 }
-        .emit(&mut crate::wire::Ipv6Packet::new_unchecked(&mut buf[..40]));
+    Ipv6Repr {
+        src: s,
+        dst: d,
+        next_header: proto::ICMPV6,
+        payload_len,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut crate::wire::Ipv6Packet::new_unchecked(&mut buf[..40]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{FwdConn, rewrite};
+    use super::*;
+    use crate::service::{TunConf, TunType};
+    use crate::testutil;
+    use crate::wire::tcp::flags;
+
+    /// (error type, code) for "port unreachable" and "frag needed / too big" per family.
+    fn unreach(v6: bool) -> (u8, u8) {
+        if v6 { (1, 4) } else { (3, 3) }
+    }
+
+    /// The quoted packet of an ICMP error frame.
+    fn quote(out: &[u8]) -> &[u8] {
+        let ip = if out[14] >> 4 == 6 { 40 } else { 20 };
+        &out[14 + ip + 8..]
+    }
+
+    /// The request a conn's dest received (after the Input rewrite).
+    fn forwarded(c: &FwdConn, a: Addrs) -> Vec<u8> {
+        let f = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::SYN, b"req");
+        run(&f, |fr, i| rewrite(c, Dir::Input, fr, i, &ctx(1500))).1
+    }
+
+    #[test]
+    fn nat_error_from_dest_side() {
+        for v6 in [false, true] {
+            let a = addrs(v6);
+            let c = conn(FwdMode::Masq, a, a.d, TunConf::default());
+            let sent = forwarded(&c, a);
+            let (t, code) = unreach(v6);
+            let e = testutil::icmp_error(M1, M2, a.d, a.c, t, code, 0, testutil::l3(&sent));
+            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.out_key()));
+            let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Output, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.c });
+            check(&out);
+            let (s, d, ttl, ..) = fields(&out);
+            assert_eq!((s, d, ttl), (a.v, a.c, 63));
+            // The client sees its own request quoted (apart from the TTL the director took).
+            let mut orig = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::SYN, b"req");
+            testutil::set_ttl(&mut orig, 63);
+            assert_eq!(quote(&out), &orig[14..]);
+        }
+    }
+
+    #[test]
+    fn nat_error_from_client_side() {
+        for v6 in [false, true] {
+            let a = addrs(v6);
+            let c = conn(FwdMode::Masq, a, a.d, TunConf::default());
+            // A reply as the client got it, quoted (cut to 8 bytes of TCP) in a frag needed.
+            let reply = testutil::tcp(M1, M2, a.v, VPORT, a.c, CPORT, flags::ACK, &[5u8; 100]);
+            let ip = if v6 { 40 } else { 20 };
+            let cut = &testutil::l3(&reply)[..ip + 8];
+            let (t, code) = if v6 { (2, 0) } else { (3, 4) };
+            let router = if v6 {
+                "2001:db8:9::1".parse().unwrap()
+            } else {
+                "198.18.9.1".parse().unwrap()
+            };
+            let e = testutil::icmp_error(M1, M2, router, a.v, t, code, 1400, cut);
+            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.in_key()));
+            let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.d });
+            check(&out);
+            let (s, d, ..) = fields(&out);
+            assert_eq!((s, d), (router, a.d));
+            // The dest sees its own reply quoted: from daddr:dport.
+            let q = quote(&out);
+            let (qs, qsport) = if v6 {
+                (
+                    IpAddr::from(<[u8; 16]>::try_from(&q[8..24]).unwrap()),
+                    u16::from_be_bytes([q[40], q[41]]),
+                )
+            } else {
+                (
+                    IpAddr::from(<[u8; 4]>::try_from(&q[12..16]).unwrap()),
+                    u16::from_be_bytes([q[20], q[21]]),
+                )
+            };
+            assert_eq!((qs, qsport), (a.d, DPORT));
+        }
+    }
+
+    #[test]
+    fn fullnat_errors_both_ways() {
+        for v6 in [false, true] {
+            let a = addrs(v6);
+            let c = conn(FwdMode::FullNat, a, a.d, TunConf::default());
+            let sent = forwarded(&c, a);
+            let (t, code) = unreach(v6);
+            let e = testutil::icmp_error(M1, M2, a.d, a.l, t, code, 0, testutil::l3(&sent));
+            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.out_key()));
+            let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Output, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.c });
+            check(&out);
+            let mut orig = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::SYN, b"req");
+            testutil::set_ttl(&mut orig, 63);
+            assert_eq!(quote(&out), &orig[14..]);
+            let (s, d, ..) = fields(&out);
+            assert_eq!((s, d), (a.v, a.c));
+
+            let reply = testutil::tcp(M1, M2, a.v, VPORT, a.c, CPORT, flags::ACK, b"resp");
+            let e = testutil::icmp_error(M1, M2, a.c, a.v, t, code, 0, testutil::l3(&reply));
+            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.in_key()));
+            let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.d });
+            check(&out);
+            let (s, d, ..) = fields(&out);
+            assert_eq!((s, d), (a.l, a.d));
+            // The dest sees its own reply: daddr:dport -> laddr:lport.
+            let want = testutil::tcp(M1, M2, a.d, DPORT, a.l, LPORT, flags::ACK, b"resp");
+            assert_eq!(quote(&out), &want[14..]);
+        }
+    }
+
+    #[test]
+    fn dr_and_tun_forward_errors() {
+        for v6 in [false, true] {
+            let a = addrs(v6);
+            let reply = testutil::tcp(M1, M2, a.v, VPORT, a.c, CPORT, flags::ACK, b"");
+            let (t, code) = unreach(v6);
+            let e = testutil::icmp_error(M1, M2, a.c, a.v, t, code, 0, testutil::l3(&reply));
+            let c = conn(FwdMode::Route, a, a.d, TunConf::default());
+            let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.d });
+            check(&out);
+            assert_eq!(
+                &out[14 + if v6 { 40 } else { 20 }..],
+                &e[14 + if v6 { 40 } else { 20 }..]
+            );
+            let c = conn(
+                FwdMode::Tunnel,
+                a,
+                a.d,
+                TunConf {
+                    kind: TunType::Ipip,
+                    port: 0,
+                    flags: 0,
+                },
+            );
+            let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.d });
+            check(&out);
+            assert_eq!(out.len(), e.len() + if v6 { 40 } else { 20 });
+        }
+    }
+
+    #[test]
+    fn error_about_our_tunnel_goes_back_to_the_client() {
+        for kind in [TunType::Ipip, TunType::Gue, TunType::Gre] {
+            let a = addrs(false);
+            let tc = TunConf {
+                kind,
+                port: 6080,
+                flags: 0,
+            };
+            let c = conn(FwdMode::Tunnel, a, a.d, tc);
+            let sent = forwarded(&c, a); // the tunnel packet DIP -> RIP
+            let router = "198.18.9.1".parse().unwrap();
+            let e = testutil::icmp_error(M1, M2, router, a.dip, 3, 4, 1400, testutil::l3(&sent));
+            assert_eq!(
+                icmp_inner_key(&e, &info(&e)),
+                Some(c.tuple.in_key()),
+                "{kind:?}"
+            );
+            let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.c }, "{kind:?}");
+            check(&out);
+            let (s, d, ..) = fields(&out);
+            assert_eq!((s, d), (a.v, a.c));
+            let overhead = 20
+                + match kind {
+                    TunType::Ipip => 0,
+                    TunType::Gue => 12,
+                    TunType::Gre => 4,
+                };
+            assert_eq!(u16::from_be_bytes([out[40], out[41]]), 1400 - overhead);
+            let mut orig = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::SYN, b"req");
+            testutil::set_ttl(&mut orig, 63);
+            assert_eq!(quote(&out), &orig[14..]);
+        }
+    }
+
+    #[test]
+    fn unrelated_icmp() {
+        let a = addrs(false);
+        let echo = testutil::echo_request(M1, M2, a.c, a.v, 1, b"ping");
+        assert_eq!(icmp_inner_key(&echo, &info(&echo)), None);
+        // A quote without its ports.
+        let req = testutil::tcp(M1, M2, a.v, VPORT, a.c, CPORT, flags::ACK, b"");
+        let e = testutil::icmp_error(M1, M2, a.c, a.v, 3, 3, 0, &testutil::l3(&req)[..22]);
+        assert_eq!(icmp_inner_key(&e, &info(&e)), None);
+        let c = conn(FwdMode::Masq, a, a.d, TunConf::default());
+        let (v, _) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
+        assert_eq!(v, Verdict::Drop(DropReason::IcmpNoConn));
+        // Errors are never answered with errors.
+        let mut e = testutil::icmp_error(M1, M2, a.c, a.v, 3, 3, 0, testutil::l3(&req));
+        testutil::set_ttl(&mut e, 1);
+        let (v, _) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
+        assert_eq!(v, Verdict::Drop(DropReason::TtlExceeded));
+    }
 }

@@ -95,7 +95,13 @@ pub enum Verdict {
 ///
 /// `info` must be `parse_frame`'s summary of this very frame.
 #[inline]
-pub fn rewrite(conn: &FwdConn, dir: Dir, frame: &mut Frame<'_>, info: &PacketInfo, ctx: &FwdCtx) -> Verdict {
+pub fn rewrite(
+    conn: &FwdConn,
+    dir: Dir,
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    ctx: &FwdCtx,
+) -> Verdict {
     if frame.set_len(info.l3_end()).is_err() {
         return Verdict::Drop(DropReason::Malformed);
     }
@@ -146,15 +152,29 @@ pub(crate) fn set_endpoint(
 ) -> bool {
     let v4 = buf[l3_off] >> 4 == 4;
     let (old, a_off) = match (v4, end) {
-        (true, End::Src) => (read_v4(buf, l3_off + ipv4::SRC_OFFSET), l3_off + ipv4::SRC_OFFSET),
-        (true, End::Dst) => (read_v4(buf, l3_off + ipv4::DST_OFFSET), l3_off + ipv4::DST_OFFSET),
-        (false, End::Src) => (read_v6(buf, l3_off + crate::wire::ipv6::SRC_OFFSET), l3_off + 8),
-        (false, End::Dst) => (read_v6(buf, l3_off + crate::wire::ipv6::DST_OFFSET), l3_off + 24),
+        (true, End::Src) => (
+            read_v4(buf, l3_off + ipv4::SRC_OFFSET),
+            l3_off + ipv4::SRC_OFFSET,
+        ),
+        (true, End::Dst) => (
+            read_v4(buf, l3_off + ipv4::DST_OFFSET),
+            l3_off + ipv4::DST_OFFSET,
+        ),
+        (false, End::Src) => (
+            read_v6(buf, l3_off + crate::wire::ipv6::SRC_OFFSET),
+            l3_off + 8,
+        ),
+        (false, End::Dst) => (
+            read_v6(buf, l3_off + crate::wire::ipv6::DST_OFFSET),
+            l3_off + 24,
+        ),
     };
     match (&old, &addr) {
         (IpAddr::V4(_), IpAddr::V4(n)) => {
             buf[a_off..a_off + 4].copy_from_slice(&n.octets());
-            put_csum(buf, l3_off + ipv4::CHECKSUM_OFFSET, |c| checksum::update_addr(c, &old, &addr));
+            put_csum(buf, l3_off + ipv4::CHECKSUM_OFFSET, |c| {
+                checksum::update_addr(c, &old, &addr)
+            });
         }
         (IpAddr::V6(_), IpAddr::V6(n)) => buf[a_off..a_off + 16].copy_from_slice(&n.octets()),
         _ => return false,
@@ -224,9 +244,28 @@ fn read_v6(b: &[u8], at: usize) -> IpAddr {
 
 /// Rewrite one end of the packet `info` describes (its L4 header only if it has one).
 #[inline]
-pub(crate) fn set_packet_endpoint(buf: &mut [u8], info: &PacketInfo, end: End, addr: IpAddr, port: u16) -> bool {
-    let l4_len = if info.frag == crate::wire::Frag::NotFirst { 0 } else { info.l3_end() - info.l4_off };
-    set_endpoint(buf, info.l3_off, info.l4_off, l4_len, info.proto, end, addr, port)
+pub(crate) fn set_packet_endpoint(
+    buf: &mut [u8],
+    info: &PacketInfo,
+    end: End,
+    addr: IpAddr,
+    port: u16,
+) -> bool {
+    let l4_len = if info.frag == crate::wire::Frag::NotFirst {
+        0
+    } else {
+        info.l3_end() - info.l4_off
+    };
+    set_endpoint(
+        buf,
+        info.l3_off,
+        info.l4_off,
+        l4_len,
+        info.proto,
+        end,
+        addr,
+        port,
+    )
 }
 
 /// The Output-direction forwarding TTL step (`ip_forward` before IPVS sees a NAT reply):
@@ -249,7 +288,9 @@ pub(crate) fn decrement_ttl(buf: &mut [u8], info: &PacketInfo) {
             let old = be16(buf, o + ipv4::TTL_OFFSET);
             let new = old.wrapping_sub(0x0100);
             put_be16(buf, o + ipv4::TTL_OFFSET, new);
-            put_csum(buf, o + ipv4::CHECKSUM_OFFSET, |c| checksum::update16(c, old, new));
+            put_csum(buf, o + ipv4::CHECKSUM_OFFSET, |c| {
+                checksum::update16(c, old, new)
+            });
         }
         Family::V6 => buf[o + 7] = buf[o + 7].wrapping_sub(1),
     }
@@ -258,7 +299,11 @@ pub(crate) fn decrement_ttl(buf: &mut [u8], info: &PacketInfo) {
 /// Input-direction TTL step with the ICMP time exceeded answer (IPVS `decrement_ttl`): `Ok`
 /// when the packet may go on (TTL decremented), `Err(verdict)` otherwise.
 #[inline]
-pub(crate) fn input_ttl(frame: &mut Frame<'_>, info: &PacketInfo, icmp_allowed: bool) -> Result<(), Verdict> {
+pub(crate) fn input_ttl(
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    icmp_allowed: bool,
+) -> Result<(), Verdict> {
     if info.ttl <= 1 {
         if !icmp_allowed {
             return Err(Verdict::Drop(DropReason::TtlExceeded));
@@ -267,7 +312,15 @@ pub(crate) fn input_ttl(frame: &mut Frame<'_>, info: &PacketInfo, icmp_allowed: 
             Family::V4 => (icmp::V4_TIME_EXCEEDED, 0),
             Family::V6 => (icmp::V6_TIME_EXCEEDED, 0),
         };
-        return Err(icmp::error_in_place(frame, info, t, c, 0, info.dst, DropReason::TtlExceeded));
+        return Err(icmp::error_in_place(
+            frame,
+            info,
+            t,
+            c,
+            0,
+            info.dst,
+            DropReason::TtlExceeded,
+        ));
     }
     decrement_ttl(frame.data_mut(), info);
     Ok(())
@@ -277,7 +330,12 @@ pub(crate) fn input_ttl(frame: &mut Frame<'_>, info: &PacketInfo, icmp_allowed: 
 /// DF (always for IPv6) -> ICMP error to the client; too big without DF -> drop (IPVS would
 /// fragment).
 #[inline]
-pub(crate) fn input_mtu(frame: &mut Frame<'_>, info: &PacketInfo, mtu: usize, icmp_allowed: bool) -> Result<(), Verdict> {
+pub(crate) fn input_mtu(
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    mtu: usize,
+    icmp_allowed: bool,
+) -> Result<(), Verdict> {
     if mtu == 0 || info.l3_len <= mtu {
         return Ok(());
     }
@@ -286,17 +344,36 @@ pub(crate) fn input_mtu(frame: &mut Frame<'_>, info: &PacketInfo, mtu: usize, ic
 
 /// The answer to a packet of `info` that exceeds `mtu`.
 #[cold]
-pub(crate) fn too_big(frame: &mut Frame<'_>, info: &PacketInfo, mtu: usize, icmp_allowed: bool) -> Verdict {
+pub(crate) fn too_big(
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    mtu: usize,
+    icmp_allowed: bool,
+) -> Verdict {
     let eligible = icmp_allowed && info.frag != crate::wire::Frag::NotFirst;
     let mtu32 = u32::try_from(mtu).unwrap_or(u32::MAX);
     match info.family {
         Family::V4 if info.df && eligible => {
             // RFC 1191: the next-hop MTU sits in the low 16 bits of the rest-of-header word.
-            icmp::error_in_place(frame, info, icmp::V4_DEST_UNREACH, icmp::V4_FRAG_NEEDED, mtu32 & 0xffff, info.dst, DropReason::TooBig)
+            icmp::error_in_place(
+                frame,
+                info,
+                icmp::V4_DEST_UNREACH,
+                icmp::V4_FRAG_NEEDED,
+                mtu32 & 0xffff,
+                info.dst,
+                DropReason::TooBig,
+            )
         }
-        Family::V6 if eligible => {
-            icmp::error_in_place(frame, info, icmp::V6_PKT_TOO_BIG, 0, mtu32, info.dst, DropReason::TooBig)
-        }
+        Family::V6 if eligible => icmp::error_in_place(
+            frame,
+            info,
+            icmp::V6_PKT_TOO_BIG,
+            0,
+            mtu32,
+            info.dst,
+            DropReason::TooBig,
+        ),
         _ => Verdict::Drop(DropReason::TooBig),
     }
 }
@@ -313,15 +390,27 @@ fn complete_partial(buf: &mut [u8], info: &PacketInfo) {
         _ => return,
     };
     let seg = &buf[info.l4_off..info.l3_end()];
-    let Ok(len) = u32::try_from(seg.len()) else { return };
-    let Some(pseudo) = checksum::pseudo(&info.src, &info.dst, info.proto, len) else { return };
+    let Ok(len) = u32::try_from(seg.len()) else {
+        return;
+    };
+    let Some(pseudo) = checksum::pseudo(&info.src, &info.dst, info.proto, len) else {
+        return;
+    };
     let field = be16(buf, at);
     if checksum::add(pseudo, checksum::data(seg)) == 0xffff || field != pseudo {
         return; // valid, or not a partial checksum
     }
     put_be16(buf, at, 0);
     let c = !checksum::add(pseudo, checksum::data(&buf[info.l4_off..info.l3_end()]));
-    put_be16(buf, at, if c == 0 && info.proto == proto::UDP { 0xffff } else { c });
+    put_be16(
+        buf,
+        at,
+        if c == 0 && info.proto == proto::UDP {
+            0xffff
+        } else {
+            c
+        },
+    );
 }
 
 #[cfg(test)]
@@ -352,17 +441,43 @@ pub(crate) mod test_support {
     pub(crate) fn addrs(v6: bool) -> Addrs {
         let p = |s: &str| s.parse::<IpAddr>().unwrap();
         if v6 {
-            Addrs { c: p("2001:db8:1::1"), v: p("2001:db8:2::1"), d: p("2001:db8:3::1"), l: p("2001:db8:4::1"), dip: p("2001:db8:3::fe") }
+            Addrs {
+                c: p("2001:db8:1::1"),
+                v: p("2001:db8:2::1"),
+                d: p("2001:db8:3::1"),
+                l: p("2001:db8:4::1"),
+                dip: p("2001:db8:3::fe"),
+            }
         } else {
-            Addrs { c: p("198.18.0.1"), v: p("198.18.1.1"), d: p("198.18.2.1"), l: p("198.18.3.1"), dip: p("198.18.2.254") }
+            Addrs {
+                c: p("198.18.0.1"),
+                v: p("198.18.1.1"),
+                d: p("198.18.2.1"),
+                l: p("198.18.3.1"),
+                dip: p("198.18.2.254"),
+            }
         }
     }
 
     /// A conn of `mode` over the addresses of `a` (the dest from `d`, so TUN can mix families).
     pub(crate) fn conn(mode: FwdMode, a: Addrs, d: IpAddr, tun: TunConf) -> FwdConn {
-        let (laddr, lport) = if mode == FwdMode::FullNat { (a.l, LPORT) } else { (a.c, CPORT) };
+        let (laddr, lport) = if mode == FwdMode::FullNat {
+            (a.l, LPORT)
+        } else {
+            (a.c, CPORT)
+        };
         FwdConn {
-            tuple: ConnTuple { proto: proto::TCP, caddr: a.c, vaddr: a.v, daddr: d, laddr, cport: CPORT, vport: VPORT, dport: DPORT, lport },
+            tuple: ConnTuple {
+                proto: proto::TCP,
+                caddr: a.c,
+                vaddr: a.v,
+                daddr: d,
+                laddr,
+                cport: CPORT,
+                vport: VPORT,
+                dport: DPORT,
+                lport,
+            },
             mode,
             tun,
         }
@@ -371,8 +486,15 @@ pub(crate) mod test_support {
     pub(crate) fn ctx(mtu: usize) -> FwdCtx {
         let a4 = addrs(false).dip;
         let a6 = addrs(true).dip;
-        let (IpAddr::V4(s4), IpAddr::V6(s6)) = (a4, a6) else { unreachable!() };
-        FwdCtx { src_v4: Some(s4), src_v6: Some(s6), mtu, complete_partial: false }
+        let (IpAddr::V4(s4), IpAddr::V6(s6)) = (a4, a6) else {
+            unreachable!()
+        };
+        FwdCtx {
+            src_v4: Some(s4),
+            src_v6: Some(s6),
+            mtu,
+            complete_partial: false,
+        }
     }
 
     /// Parse an output frame with etherparse: (src, dst, ttl, sport, dport) of its IP / L4.
@@ -380,8 +502,16 @@ pub(crate) mod test_support {
         use etherparse::{NetSlice, SlicedPacket, TransportSlice};
         let s = SlicedPacket::from_ethernet(frame).unwrap();
         let (src, dst, ttl) = match s.net.unwrap() {
-            NetSlice::Ipv4(i) => (IpAddr::from(i.header().source()), IpAddr::from(i.header().destination()), i.header().ttl()),
-            NetSlice::Ipv6(i) => (IpAddr::from(i.header().source()), IpAddr::from(i.header().destination()), i.header().hop_limit()),
+            NetSlice::Ipv4(i) => (
+                IpAddr::from(i.header().source()),
+                IpAddr::from(i.header().destination()),
+                i.header().ttl(),
+            ),
+            NetSlice::Ipv6(i) => (
+                IpAddr::from(i.header().source()),
+                IpAddr::from(i.header().destination()),
+                i.header().hop_limit(),
+            ),
         };
         let (sp, dp) = match s.transport {
             Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
@@ -402,7 +532,14 @@ pub(crate) mod test_support {
         let mut c = vec![0u8; CHUNK_SIZE];
         c[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         let len = u32::try_from(frame.len()).unwrap();
-        (c, Desc { addr: HEADROOM as u64, len, port: 0 })
+        (
+            c,
+            Desc {
+                addr: HEADROOM as u64,
+                len,
+                port: 0,
+            },
+        )
     }
 
     pub(crate) fn info(frame: &[u8]) -> PacketInfo {
@@ -427,7 +564,11 @@ pub(crate) mod test_support {
         let mut fr = Frame::new(&mut c, &mut d);
         let data = fr.data_mut();
         // The worker's L2: untagged Ethernet, type from the IP version nibble.
-        let et: u16 = if data[i.l3_off] >> 4 == 6 { 0x86dd } else { 0x0800 };
+        let et: u16 = if data[i.l3_off] >> 4 == 6 {
+            0x86dd
+        } else {
+            0x0800
+        };
         let l3 = data[i.l3_off..].to_vec();
         let mut out = Vec::with_capacity(14 + l3.len());
         out.extend_from_slice(&M2);
@@ -435,5 +576,71 @@ pub(crate) mod test_support {
         out.extend_from_slice(&et.to_be_bytes());
         out.extend_from_slice(&l3);
         (v, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::testutil;
+    use crate::wire::tcp::flags;
+
+    /// Turn a full TCP/UDP checksum into what a CHECKSUM_PARTIAL sender leaves: the folded
+    /// pseudo-header sum.
+    fn make_partial(f: &mut [u8]) {
+        let i = test_support::info(f);
+        let at = i.l4_off + if i.proto == proto::TCP { 16 } else { 6 };
+        let len = u32::try_from(i.l3_end() - i.l4_off).unwrap();
+        let p = checksum::pseudo(&i.src, &i.dst, i.proto, len).unwrap();
+        f[at..at + 2].copy_from_slice(&p.to_be_bytes());
+    }
+
+    #[test]
+    fn complete_partial_checksums() {
+        for v6 in [false, true] {
+            for udp in [false, true] {
+                let a = addrs(v6);
+                let c = conn(FwdMode::Masq, a, a.d, TunConf::default());
+                let mut f = if udp {
+                    testutil::udp(M1, M2, a.c, CPORT, a.v, VPORT, b"some data")
+                } else {
+                    testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::ACK, b"some data")
+                };
+                make_partial(&mut f);
+                assert!(testutil::verify_checksums(&f).is_err());
+                // Without the option the partial checksum stays wrong...
+                let (_, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1500)));
+                assert!(testutil::verify_checksums(&out).is_err());
+                // ...with it, it is completed.
+                let mut cx = ctx(1500);
+                cx.complete_partial = true;
+                let (_, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &cx));
+                check(&out);
+                // A correct checksum is left alone by the option.
+                let g = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::ACK, b"x");
+                let (_, out) = run(&g, |fr, i| rewrite(&c, Dir::Input, fr, i, &cx));
+                check(&out);
+            }
+        }
+    }
+
+    #[test]
+    fn non_first_fragment_keeps_its_payload() {
+        let a = addrs(false);
+        let c = conn(FwdMode::Masq, a, a.d, TunConf::default());
+        let mut f = testutil::udp(M1, M2, a.c, CPORT, a.v, VPORT, &[9u8; 32]);
+        {
+            let mut p = crate::wire::Ipv4Packet::new_unchecked(&mut f[14..]);
+            p.set_frag(false, false, 64);
+            p.fill_checksum();
+        }
+        let (v, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1500)));
+        assert_eq!(v, Verdict::Tx { route_to: a.d });
+        // Only the IP header changed: no L4 header in a later fragment.
+        assert_eq!(&out[34..], &f[34..]);
+        let p = crate::wire::Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(IpAddr::V4(p.dst_addr()), a.d);
     }
 }

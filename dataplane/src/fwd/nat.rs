@@ -1,7 +1,9 @@
 //! NAT (`-m`, "Masq"): DNAT of requests to the dest, SNAT of replies back to the VIP
 //! (`ip_vs_nat_xmit` and `handle_response` in IPVS).
 
-use super::{End, FwdConn, FwdCtx, Verdict, forward_ttl, input_mtu, input_ttl, set_packet_endpoint};
+use super::{
+    End, FwdConn, FwdCtx, Verdict, forward_ttl, input_mtu, input_ttl, set_packet_endpoint,
+};
 use crate::io::Frame;
 use crate::service::Family;
 use crate::stats::DropReason;
@@ -9,7 +11,12 @@ use crate::wire::PacketInfo;
 
 /// Client -> director: destination becomes `daddr:dport`; routed to the dest.
 #[inline]
-pub(super) fn input(conn: &FwdConn, frame: &mut Frame<'_>, info: &PacketInfo, ctx: &FwdCtx) -> Verdict {
+pub(super) fn input(
+    conn: &FwdConn,
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    ctx: &FwdCtx,
+) -> Verdict {
     let t = &conn.tuple;
     if Family::of(&t.daddr) != info.family {
         return Verdict::Drop(DropReason::NoRoute);
@@ -26,7 +33,12 @@ pub(super) fn input(conn: &FwdConn, frame: &mut Frame<'_>, info: &PacketInfo, ct
 
 /// Dest -> director (reply): source becomes `vaddr:vport`; routed to the client.
 #[inline]
-pub(super) fn output(conn: &FwdConn, frame: &mut Frame<'_>, info: &PacketInfo, ctx: &FwdCtx) -> Verdict {
+pub(super) fn output(
+    conn: &FwdConn,
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    ctx: &FwdCtx,
+) -> Verdict {
     let t = &conn.tuple;
     if Family::of(&t.vaddr) != info.family {
         return Verdict::Drop(DropReason::NoRoute);
@@ -76,7 +88,16 @@ mod tests {
                 assert_eq!(out.len(), f.len());
             }
             // Dest -> client reply.
-            let r = testutil::tcp(M1, M2, a.d, DPORT, a.c, CPORT, flags::SYN | flags::ACK, b"hello");
+            let r = testutil::tcp(
+                M1,
+                M2,
+                a.d,
+                DPORT,
+                a.c,
+                CPORT,
+                flags::SYN | flags::ACK,
+                b"hello",
+            );
             let (v, out) = run(&r, |fr, i| rewrite(&c, Dir::Output, fr, i, &ctx(1500)));
             assert_eq!(v, Verdict::Tx { route_to: a.c });
             check(&out);
@@ -142,7 +163,10 @@ mod tests {
             check(&out);
             if v6 {
                 assert_eq!((out[54], out[55]), (2, 0));
-                assert_eq!(u32::from_be_bytes([out[58], out[59], out[60], out[61]]), 1280);
+                assert_eq!(
+                    u32::from_be_bytes([out[58], out[59], out[60], out[61]]),
+                    1280
+                );
                 assert_eq!(out.len(), 14 + 1280); // quote cut to the IPv6 minimum MTU
             } else {
                 assert_eq!((out[34], out[35]), (3, 4));

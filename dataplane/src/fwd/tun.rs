@@ -42,7 +42,13 @@ const SPORT_MAX: u32 = 60999;
 /// Encapsulate a client -> director packet to the dest. `related_icmp`: the packet is an ICMP
 /// error being forwarded (`rewrite_icmp`), which never triggers ICMP errors of its own.
 #[inline]
-pub(super) fn input(conn: &FwdConn, frame: &mut Frame<'_>, info: &PacketInfo, ctx: &FwdCtx, related_icmp: bool) -> Verdict {
+pub(super) fn input(
+    conn: &FwdConn,
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    ctx: &FwdCtx,
+    related_icmp: bool,
+) -> Verdict {
     let daddr = conn.tuple.daddr;
     let src = match daddr {
         IpAddr::V4(_) => ctx.src_v4.map(IpAddr::V4),
@@ -79,7 +85,13 @@ pub(super) fn input(conn: &FwdConn, frame: &mut Frame<'_>, info: &PacketInfo, ct
         let b = &frame.data()[info.l3_off..];
         match info.family {
             Family::V4 => (b[1], b[8], info.df, proto::IPIP, ethertype::IPV4),
-            Family::V6 => ((b[0] << 4) | (b[1] >> 4), b[7], false, proto::IPV6, ethertype::IPV6),
+            Family::V6 => (
+                (b[0] << 4) | (b[1] >> 4),
+                b[7],
+                false,
+                proto::IPV6,
+                ethertype::IPV6,
+            ),
         }
     };
     let ds = ecn_encapsulate(ds);
@@ -126,7 +138,11 @@ pub(super) fn input(conn: &FwdConn, frame: &mut Frame<'_>, info: &PacketInfo, ct
         TunType::Ipip => {}
         TunType::Gue => {
             let gue_off = enc_off + udp::HEADER_LEN;
-            GueRepr { proto: inner_proto, flags: 0 }.emit(&mut GuePacket::new_unchecked(&mut buf[gue_off..]));
+            GueRepr {
+                proto: inner_proto,
+                flags: 0,
+            }
+            .emit(&mut GuePacket::new_unchecked(&mut buf[gue_off..]));
             let mut u = UdpPacket::new_unchecked(&mut buf[enc_off..]);
             u.set_src_port(sport);
             u.set_dst_port(conn.tun.port);
@@ -139,7 +155,13 @@ pub(super) fn input(conn: &FwdConn, frame: &mut Frame<'_>, info: &PacketInfo, ct
             }
         }
         TunType::Gre => {
-            GreRepr { protocol: inner_type, csum, key: None, seq: None }.emit(&mut GrePacket::new_unchecked(&mut buf[enc_off..]));
+            GreRepr {
+                protocol: inner_type,
+                csum,
+                key: None,
+                seq: None,
+            }
+            .emit(&mut GrePacket::new_unchecked(&mut buf[enc_off..]));
         }
     }
     Verdict::Tx { route_to: daddr }
@@ -171,6 +193,189 @@ fn flow_src_port(info: &PacketInfo) -> u16 {
     }
     mix((u64::from(info.sport) << 24) | (u64::from(info.dport) << 8) | u64::from(info.proto));
     let hash = (h >> 32) ^ (h & 0xffff_ffff);
-    let port = (((hash * u64::from(SPORT_MAX - SPORT_MIN)) >> 32) + u64::from(SPORT_MIN)) as u16;
-    port
+    (((hash * u64::from(SPORT_MAX - SPORT_MIN)) >> 32) + u64::from(SPORT_MIN)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{Verdict, rewrite};
+    use super::*;
+    use crate::flow::Dir;
+    use crate::io::Desc;
+    use crate::service::{FwdMode, TunConf};
+    use crate::testutil;
+    use crate::wire::tcp::flags;
+
+    fn tun(kind: TunType, flags: u16) -> TunConf {
+        TunConf {
+            kind,
+            port: if kind == TunType::Gue { 6080 } else { 0 },
+            flags,
+        }
+    }
+
+    /// Every encapsulation, every inner x outer family pair.
+    #[test]
+    fn encapsulations() {
+        let kinds = [
+            tun(TunType::Ipip, 0),
+            tun(TunType::Gue, 0),
+            tun(TunType::Gue, tun_flags::CSUM),
+            tun(TunType::Gre, 0),
+            tun(TunType::Gre, tun_flags::CSUM),
+        ];
+        for inner_v6 in [false, true] {
+            for outer_v6 in [false, true] {
+                for t in kinds {
+                    let a = addrs(inner_v6);
+                    let o = addrs(outer_v6);
+                    let c = conn(FwdMode::Tunnel, a, o.d, t);
+                    let f = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::SYN, b"hello");
+                    let (v, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1500)));
+                    let what = format!("inner_v6={inner_v6} outer_v6={outer_v6} {t:?}");
+                    assert_eq!(v, Verdict::Tx { route_to: o.d }, "{what}");
+                    check(&out);
+                    // The inner packet: the original with its TTL decremented.
+                    let mut want = f.clone();
+                    testutil::set_ttl(&mut want, 63);
+                    let inner = &want[14..];
+                    assert_eq!(&out[out.len() - inner.len()..], inner, "{what}");
+                    let outer_ip = if outer_v6 { 40 } else { 20 };
+                    let enc = out.len() - 14 - inner.len() - outer_ip;
+                    let (next, enc_want) = match t.kind {
+                        TunType::Ipip => (if inner_v6 { 41 } else { 4 }, 0),
+                        TunType::Gue => (17, 12),
+                        TunType::Gre => (47, if t.flags != 0 { 8 } else { 4 }),
+                    };
+                    assert_eq!(enc, enc_want, "{what}");
+                    if outer_v6 {
+                        let h = etherparse::Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+                        assert_eq!(
+                            (IpAddr::from(h.source()), IpAddr::from(h.destination())),
+                            (o.dip, o.d)
+                        );
+                        assert_eq!(
+                            (
+                                h.next_header().0,
+                                h.hop_limit(),
+                                h.payload_length() as usize
+                            ),
+                            (next, 63, enc + inner.len())
+                        );
+                    } else {
+                        let h = etherparse::Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+                        assert_eq!(
+                            (IpAddr::from(h.source()), IpAddr::from(h.destination())),
+                            (o.dip, o.d)
+                        );
+                        assert_eq!((h.protocol().0, h.ttl()), (next, 63));
+                        // DF copied from an IPv4 inner packet, clear for IPv6 inside.
+                        assert_eq!(h.dont_fragment(), !inner_v6, "{what}");
+                    }
+                    let e = 14 + outer_ip;
+                    match t.kind {
+                        TunType::Gue => {
+                            let u = etherparse::UdpHeaderSlice::from_slice(&out[e..]).unwrap();
+                            assert_eq!(u.destination_port(), 6080);
+                            assert!((32768..60999).contains(&u.source_port()));
+                            assert_eq!(u.checksum() != 0, t.flags != 0, "{what}");
+                            assert_eq!(
+                                &out[e + 8..e + 12],
+                                &[0, if inner_v6 { 41 } else { 4 }, 0, 0]
+                            );
+                        }
+                        TunType::Gre => {
+                            let p = crate::wire::GrePacket::new_checked(&out[e..]).unwrap();
+                            assert_eq!(p.protocol(), if inner_v6 { 0x86dd } else { 0x0800 });
+                            assert_eq!(p.has_checksum(), t.flags != 0);
+                        }
+                        TunType::Ipip => {}
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gue_source_port_follows_the_flow() {
+        let a = addrs(false);
+        let c = conn(FwdMode::Tunnel, a, a.d, tun(TunType::Gue, 0));
+        let sport_of = |cport: u16| {
+            let f = testutil::tcp(M1, M2, a.c, cport, a.v, VPORT, flags::ACK, b"");
+            let (_, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1500)));
+            u16::from_be_bytes([out[34], out[35]])
+        };
+        assert_eq!(sport_of(1000), sport_of(1000));
+        let ports: std::collections::HashSet<u16> = (1000..1064).map(sport_of).collect();
+        assert!(ports.len() > 32, "poor spread: {}", ports.len());
+    }
+
+    #[test]
+    fn ecn() {
+        assert_eq!(ecn_encapsulate(0xb8), 0xb8);
+        assert_eq!(ecn_encapsulate(0xb9), 0xb9);
+        assert_eq!(ecn_encapsulate(0xbb), 0xba);
+    }
+
+    #[test]
+    fn too_big_answers_with_the_room_left() {
+        // IPv4 inner with DF, IPIP over IPv4: room = 1000 - 20.
+        let a = addrs(false);
+        let c = conn(FwdMode::Tunnel, a, a.d, tun(TunType::Ipip, 0));
+        let f = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::ACK, &[0u8; 1000]);
+        let (v, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1000)));
+        assert_eq!(v, Verdict::Tx { route_to: a.c });
+        check(&out);
+        let (s, d, ..) = fields(&out);
+        assert_eq!((s, d), (a.v, a.c));
+        assert_eq!(
+            (out[34], out[35], u16::from_be_bytes([out[40], out[41]])),
+            (3, 4, 980)
+        );
+        // Without DF: dropped.
+        let mut g = f.clone();
+        testutil::set_df(&mut g, false);
+        let (v, _) = run(&g, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1000)));
+        assert_eq!(v, Verdict::Drop(DropReason::TooBig));
+        // IPv6 inner, GUE over IPv6: room = 1500 - 40 - 12 = 1448 -> packet too big.
+        let a = addrs(true);
+        let c = conn(FwdMode::Tunnel, a, a.d, tun(TunType::Gue, 0));
+        let f = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::ACK, &[0u8; 1400]);
+        let (v, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1500)));
+        assert_eq!(v, Verdict::Tx { route_to: a.c });
+        check(&out);
+        assert_eq!(out[54], 2);
+        assert_eq!(
+            u32::from_be_bytes([out[58], out[59], out[60], out[61]]),
+            1448
+        );
+        // Room below the IPv6 minimum MTU: dropped.
+        let (v, _) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1300)));
+        assert_eq!(v, Verdict::Drop(DropReason::TooBig));
+    }
+
+    #[test]
+    fn no_headroom_or_no_source() {
+        let a = addrs(false);
+        let c = conn(FwdMode::Tunnel, a, a.d, tun(TunType::Ipip, 0));
+        let f = testutil::tcp(M1, M2, a.c, CPORT, a.v, VPORT, flags::SYN, b"");
+        let i = info(&f);
+        let mut chunk = vec![0u8; crate::io::CHUNK_SIZE];
+        chunk[..f.len()].copy_from_slice(&f);
+        let mut d = Desc {
+            addr: 0,
+            len: u32::try_from(f.len()).unwrap(),
+            port: 0,
+        };
+        let mut fr = Frame::new(&mut chunk, &mut d);
+        assert_eq!(
+            rewrite(&c, Dir::Input, &mut fr, &i, &ctx(1500)),
+            Verdict::Drop(DropReason::NoHeadroom)
+        );
+        let mut no_src = ctx(1500);
+        no_src.src_v4 = None;
+        let (v, _) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &no_src));
+        assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
+    }
 }
