@@ -146,7 +146,7 @@ impl Director {
             };
             for d in &dests {
                 let st = &d.state;
-                st.weight.store(d.conf.weight, Ordering::Relaxed);
+                st.set_weight(d.conf.weight);
                 st.u_threshold.store(d.conf.u_threshold, Ordering::Relaxed);
                 st.l_threshold.store(d.conf.l_threshold, Ordering::Relaxed);
                 st.flags.fetch_or(dest_flags::AVAILABLE, Ordering::Relaxed);

@@ -130,4 +130,24 @@ impl WorkerStats {
     pub fn drop(&mut self, r: DropReason) {
         self.drops[r as usize] += 1;
     }
+
+    /// Add another worker's counters (control-plane totals).
+    pub fn add(&mut self, o: &Self) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        self.neigh_replies += o.neigh_replies;
+        self.neigh_requests += o.neigh_requests;
+        self.conns_created += o.conns_created;
+    }
+
+    /// Total drops.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
 }
