@@ -516,9 +516,10 @@ fn verify_ip(ip: &[u8], depth: u8, quoted: bool) -> Result<(), String> {
         proto::UDP => {
             let u = wire::UdpPacket::new_checked(payload)
                 .map_err(|_| format!("{tag}UDP length bad"))?;
-            if !u.verify_checksum(&src, &dst)
-                || (src.is_ipv6() && u.checksum() == 0 && depth == 0 && !is_gue(u.payload()))
-            {
+            // Zero means "no checksum": allowed over IPv4, and over IPv6 only for tunnels
+            // (RFC 6935), which is how IPVS sends GUE without --tun-csum.
+            let zero_ok = u.checksum() == 0 && (src.is_ipv4() || is_gue(u.payload()));
+            if !zero_ok && !u.verify_checksum(&src, &dst) {
                 return Err(format!("{tag}UDP checksum bad"));
             }
             if depth == 0 && !quoted && is_gue(u.payload()) {
