@@ -98,6 +98,10 @@ pub struct DataplaneOpts {
     /// Maximum number of conns (new ones beyond it are dropped and counted).
     #[arg(long, default_value_t = 4_000_000)]
     pub max_conns: usize,
+    /// Complete TCP/UDP checksums that a local sender left partial (veth TX offload); costs a
+    /// pass over each payload. Real NICs never need it.
+    #[arg(long)]
+    pub complete_partial_csum: bool,
     /// Offline mode: replay frames from this pcap file through the pipeline, then exit.
     #[arg(long, value_name = "IN.pcap", requires = "pcap_out")]
     pub pcap_in: Option<PathBuf>,
@@ -235,7 +239,9 @@ pub fn run_offline(
     let mac = parse_mac(&opts.mac).ok_or_else(|| bad("--mac", &opts.mac, "bad MAC address"))?;
     let net = opts.net_conf(&["pcap0".to_string()], &[mac])?;
     let io = PcapIo::open(input, output, mac, 1500)?;
-    let shared = Arc::new(Shared::new(director, conns, net, 1)?);
+    let mut shared = Shared::new(director, conns, net, 1)?;
+    shared.complete_partial = opts.complete_partial_csum;
+    let shared = Arc::new(shared);
     let mut worker = Worker::new(0, io, shared);
     while worker.io_mut().prepare() {
         let now = worker.io().now_ms();
@@ -372,7 +378,9 @@ pub fn spawn_live(
     if workers > queues {
         anyhow::bail!("--workers {workers}: the interfaces have only {queues} queue(s)");
     }
-    let shared = Arc::new(Shared::new(director, conns, net, workers)?);
+    let mut shared = Shared::new(director, conns, net, workers)?;
+    shared.complete_partial = opts.complete_partial_csum;
+    let shared = Arc::new(shared);
     let xopts = AfXdpOpts {
         xdp_mode: match opts.xdp_mode {
             XdpMode::Native => XskMode::Native,
