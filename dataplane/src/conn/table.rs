@@ -487,7 +487,9 @@ impl ConnTable {
     /// move the dest between ActiveConn and InActConn if the state crossed the boundary,
     /// refresh the expiry to now + the state's timeout, count the packet and `len` bytes in the
     /// dest's and service's counters of `worker`, and return what the rewrite needs. A conn
-    /// that is already due is removed and missed.
+    /// that is already due is removed and missed. Probes the client -> VIP direction first,
+    /// then the reply direction (two shard visits on a miss; see [`Self::lookup_in`] and
+    /// [`Self::lookup_out`] when the caller knows the direction).
     #[inline]
     pub fn lookup(
         &self,
@@ -498,88 +500,110 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
     ) -> Option<Hit> {
-        match (key.src, key.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                self.lookup_a(key, s, d, tcp_flags, len, now_ms, worker, t)
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                self.lookup_a(key, s, d, tcp_flags, len, now_ms, worker, t)
-            }
-            _ => None,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn lookup_a<A: Addr>(
-        &self,
-        key: &FlowKey,
-        src: A,
-        dst: A,
-        tcp_flags: u8,
-        len: u32,
-        now_ms: u64,
-        worker: usize,
-        t: &Timeouts,
-    ) -> Option<Hit> {
-        let fam = if A::V6 { E_V6 } else { 0 };
         let pkt = Packet {
             flags: tcp_flags,
             len,
             now_ms,
             worker,
         };
-        // In direction: the packet's source is the client.
-        let sh = src.hash(self.seed);
-        let (hit, release, assure) = {
-            let mut g = self.shard(shard_of(sh, key.sport));
-            let (index, slab, lips) = A::parts(&mut g);
-            let h = bucket_hash(sh, key.sport, key.proto);
-            let found = index
-                .find(h, |&e| {
-                    e & (E_IN | E_V6) == (E_IN | fam) && {
-                        let c = &slab.slots[(e & E_SLOT) as usize];
-                        c.addrs[0] == src
-                            && c.ports[0] == key.sport
-                            && c.addrs[1] == dst
-                            && c.ports[1] == key.dport
-                            && c.proto == key.proto
-                    }
-                })
-                .copied();
-            match found {
-                Some(e) => self.touch_or_reap(index, slab, lips, e, Dir::Input, &pkt, t),
-                None => (None, None, None),
-            }
+        self.probe(key, Dir::Input, &pkt, t)
+            .or_else(|| self.probe(key, Dir::Output, &pkt, t))
+    }
+
+    /// [`Self::lookup`] for the client -> VIP direction only (e.g. the packet's destination is
+    /// a service address).
+    #[inline]
+    pub fn lookup_in(
+        &self,
+        key: &FlowKey,
+        tcp_flags: u8,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+        t: &Timeouts,
+    ) -> Option<Hit> {
+        let pkt = Packet {
+            flags: tcp_flags,
+            len,
+            now_ms,
+            worker,
         };
-        self.after_unlock(release, assure);
-        if hit.is_some() {
-            return hit;
+        self.probe(key, Dir::Input, &pkt, t)
+    }
+
+    /// [`Self::lookup`] for the reply direction only (dest -> client for NAT, dest -> LIP for
+    /// FULLNAT).
+    #[inline]
+    pub fn lookup_out(
+        &self,
+        key: &FlowKey,
+        tcp_flags: u8,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+        t: &Timeouts,
+    ) -> Option<Hit> {
+        let pkt = Packet {
+            flags: tcp_flags,
+            len,
+            now_ms,
+            worker,
+        };
+        self.probe(key, Dir::Output, &pkt, t)
+    }
+
+    #[inline]
+    fn probe(&self, key: &FlowKey, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<Hit> {
+        match (key.src, key.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.probe_a(key, s, d, dir, pkt, t),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self.probe_a(key, s, d, dir, pkt, t),
+            _ => None,
         }
-        // Out direction: the packet's destination is the client (NAT) or the LIP (FULLNAT).
-        let dh = dst.hash(self.seed);
+    }
+
+    /// One probe: for `Dir::Input` the packet's source is the client; for `Dir::Output` its
+    /// destination is the client (NAT) or the LIP (FULLNAT).
+    #[inline]
+    fn probe_a<A: Addr>(
+        &self,
+        key: &FlowKey,
+        src: A,
+        dst: A,
+        dir: Dir,
+        pkt: &Packet,
+        t: &Timeouts,
+    ) -> Option<Hit> {
+        let fam = if A::V6 { E_V6 } else { 0 };
+        // Slot indexes: client-side endpoint `ci`, far endpoint `fi`.
+        let (role, ep, ep_port, far, far_port, ci, fi) = match dir {
+            Dir::Input => (E_IN, src, key.sport, dst, key.dport, 0, 1),
+            Dir::Output => (E_OUT, dst, key.dport, src, key.sport, 3, 2),
+        };
+        let eh = ep.hash(self.seed);
         let (hit, release, assure) = {
-            let mut g = self.shard(shard_of(dh, key.dport));
+            let mut g = self.shard(shard_of(eh, ep_port));
             let (index, slab, lips) = A::parts(&mut g);
-            let h = bucket_hash(dh, key.dport, key.proto);
+            let h = bucket_hash(eh, ep_port, key.proto);
             let found = index
                 .find(h, |&e| {
-                    e & (E_OUT | E_V6) == (E_OUT | fam) && {
+                    e & (role | E_V6) == (role | fam) && {
                         let c = &slab.slots[(e & E_SLOT) as usize];
-                        c.addrs[3] == dst
-                            && c.ports[3] == key.dport
-                            && c.addrs[2] == src
-                            && c.ports[2] == key.sport
+                        c.addrs[ci] == ep
+                            && c.ports[ci] == ep_port
+                            && c.addrs[fi] == far
+                            && c.ports[fi] == far_port
                             && c.proto == key.proto
                     }
                 })
                 .copied();
             match found {
-                Some(e) => self.touch_or_reap(index, slab, lips, e, Dir::Output, &pkt, t),
+                Some(e) => self.touch_or_reap(index, slab, lips, e, dir, pkt, t),
                 None => (None, None, None),
             }
         };
-        self.after_unlock(release, assure);
+        if release.is_some() || assure.is_some() {
+            self.after_unlock(release, assure);
+        }
         hit
     }
 
@@ -969,6 +993,10 @@ impl ConnTable {
                         None
                     } else {
                         let c = &mut slab.slots[slot as usize];
+                        if c.expires_ms <= now_ms {
+                            // Its timer would have fired while it controlled conns.
+                            c.timeout_ms = EXPIRE_LATER_MS;
+                        }
                         c.expires_ms = now_ms + u64::from(c.timeout_ms);
                         c.link += 1;
                         c.dest.clone().map(|dest| TemplateHit {
@@ -1646,6 +1674,19 @@ mod tests {
         assert_eq!((h.dir, h.tuple), (Dir::Output, tu));
         assert_eq!(d.stats.slot(1).read().outpkts, 1);
         assert_eq!(d.stats.slot(0).read().outpkts, 0);
+        // Directed probes.
+        assert!(t.lookup_in(&tu.out_key(), tf::ACK, 1, 2, 0, &T).is_none());
+        assert!(t.lookup_out(&tu.in_key(), tf::ACK, 1, 2, 0, &T).is_none());
+        assert_eq!(
+            t.lookup_out(&tu.out_key(), tf::ACK, 1, 2, 0, &T)
+                .unwrap()
+                .dir,
+            Dir::Output
+        );
+        assert_eq!(
+            t.lookup_in(&tu.in_key(), tf::ACK, 1, 2, 0, &T).unwrap().dir,
+            Dir::Input
+        );
     }
 
     #[test]
