@@ -9,8 +9,8 @@
 //! Checks: UDP and a 1 MiB TCP echo pass in both directions (ARP too: libxdp's program takes it and the
 //! forwarder passes it on), every received frame starts `HEADROOM` bytes into its chunk, no
 //! frame leaks (`free + in_flight == total`, nothing held, TX drained), a second socket on the
-//! same queue is refused as busy, the XDP program is detached on drop, and a program left by a
-//! killed process is reclaimed by the next open.
+//! same queue is refused as busy, the XDP program is detached on drop, a program left by a
+//! killed process is reclaimed by the next open, and a locked-memory shortage is explained.
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_BPF). Without it the tests print a loud SKIP and pass, except
 //! under CI (`CI=true`), where they fail. Every namespace, veth and process is removed on
@@ -400,7 +400,13 @@ fn afxdp_child_helper() {
     let Ok(ifname) = std::env::var("XVS_AFXDP_CHILD_IF") else {
         return;
     };
-    let io = AfXdp::open(&[PortConf { ifname, queue: 0 }], &opts()).expect("child open");
+    let io = match AfXdp::open(&[PortConf { ifname, queue: 0 }], &opts()) {
+        Ok(io) => io,
+        Err(e) => {
+            println!("XVS-CHILD-ERROR: {e}");
+            return;
+        }
+    };
     println!("XVS-CHILD-READY");
     std::thread::sleep(Duration::from_secs(60));
     drop(io);
@@ -477,4 +483,85 @@ fn afxdp_stale_program_is_reclaimed() {
         xdp_programs(&f0).unwrap().is_empty(),
         "fresh program detached on drop"
     );
+}
+
+#[test]
+fn afxdp_memlock_error_is_explained() {
+    if !privileged("afxdp_memlock_error_is_explained") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("m");
+    // Without CAP_IPC_LOCK and CAP_SYS_RESOURCE, with a 1 MiB locked-memory limit, a 16 MiB
+    // UMEM cannot be registered.
+    let exe = std::env::current_exe().expect("test binary");
+    let out = Command::new("setpriv")
+        .args([
+            "--inh-caps=-ipc_lock,-sys_resource",
+            "--bounding-set=-ipc_lock,-sys_resource",
+        ])
+        .args(["prlimit", "--memlock=1048576:1048576", "--"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "afxdp_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XVS_AFXDP_CHILD_IF", topo.ifname("f0"))
+        .output()
+        .expect("run the child under setpriv");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("XVS-CHILD-"))
+        .unwrap_or("");
+    assert!(
+        line.contains("locked-memory limit is 1048576 bytes") && line.contains("CAP_IPC_LOCK"),
+        "expected the memlock explanation, child said: {text}"
+    );
+    eprintln!("{line}");
+    assert!(
+        xdp_programs(&topo.ifname("f0")).unwrap().is_empty(),
+        "nothing left attached"
+    );
+}
+
+#[test]
+fn afxdp_missing_privileges_are_explained() {
+    if !privileged("afxdp_missing_privileges_are_explained") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("p");
+    let drop = "-net_admin,-net_raw,-bpf,-sys_admin,-perfmon";
+    let out = Command::new("setpriv")
+        .args([
+            format!("--inh-caps={drop}"),
+            format!("--bounding-set={drop}"),
+        ])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "afxdp_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XVS_AFXDP_CHILD_IF", topo.ifname("f0"))
+        .output()
+        .expect("run the child under setpriv");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("XVS-CHILD-"))
+        .unwrap_or("");
+    assert!(
+        line.contains("permission denied") && line.contains("CAP_NET_ADMIN"),
+        "expected the permission explanation, child said: {text}"
+    );
+    eprintln!("{line}");
 }

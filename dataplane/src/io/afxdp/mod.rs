@@ -512,11 +512,13 @@ impl AfXdp {
         self.ports.iter().map(|p| p.xsk.fd()).collect()
     }
 
-    /// Whether `d` lies entirely inside one of our chunks.
+    /// Whether `d` is a non-empty packet lying entirely inside one of our chunks: exactly what
+    /// the kernel accepts on a TX ring (an empty or chunk-crossing descriptor would be counted
+    /// invalid and never completed, leaking its frame).
     #[inline]
     fn valid(&self, d: &Desc) -> bool {
-        let off = d.headroom() as u64 + u64::from(d.len);
-        d.chunk() < (self.total * CHUNK_SIZE) as u64 && off <= CHUNK_SIZE as u64
+        let end = d.headroom() as u64 + u64::from(d.len);
+        d.len > 0 && d.chunk() < (self.total * CHUNK_SIZE) as u64 && end <= CHUNK_SIZE as u64
     }
 
     /// Kick `port`'s TX ring until the kernel has taken everything or stops (bounded).
