@@ -302,7 +302,11 @@ impl AfXdp {
     /// Open one socket per `ports` entry, in order, one at a time, sharing one UMEM of
     /// `opts.frames × ports.len()` frames, and fill every fill ring. See [`IoError`] for the
     /// failures and what each one tells the operator.
+    ///
+    /// Opens from several threads are serialised (libxdp races itself when two sockets of one
+    /// interface are created at once), so workers may call this concurrently.
     pub fn open(ports: &[PortConf], opts: &AfXdpOpts) -> Result<Self, IoError> {
+        let _one_at_a_time = SETUP.lock().unwrap_or_else(PoisonError::into_inner);
         if ports.is_empty() || ports.len() > usize::from(u16::MAX) {
             return Err(IoError::Config("need 1..=65535 ports"));
         }
@@ -533,6 +537,18 @@ impl AfXdp {
                 break;
             }
         }
+    }
+}
+
+/// Serialises socket creation and deletion within the process (setup path only).
+static SETUP: Mutex<()> = Mutex::new(());
+
+impl Drop for AfXdp {
+    fn drop(&mut self) {
+        // Delete the sockets (and let libxdp drop its program refcount) one process-wide step
+        // at a time, like creation; the UMEM, memory and locks then drop in field order.
+        let _one_at_a_time = SETUP.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ports.clear();
     }
 }
 
@@ -873,6 +889,12 @@ mod tests {
             AfXdp::open(&missing, &few),
             Err(IoError::Config(_))
         ));
+    }
+
+    #[test]
+    fn the_backend_can_move_to_its_worker_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<AfXdp>();
     }
 
     #[test]
