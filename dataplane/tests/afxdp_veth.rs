@@ -71,6 +71,12 @@ struct Topo {
 
 impl Topo {
     fn new(tag: &str) -> Self {
+        Self::with_queues(tag, 1)
+    }
+
+    /// Like `new`, with `queues` RX/TX queues on every veth.
+    fn with_queues(tag: &str, queues: u32) -> Self {
+        let q = queues.to_string();
         let p = format!("x{tag}{:05}", std::process::id() % 100_000);
         let t = Self {
             p,
@@ -84,7 +90,23 @@ impl Topo {
             let inner = t.ifname(&format!("{side}0"));
             let outer = t.ifname(if side == "c" { "f0" } else { "f1" });
             sh(&[
-                "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+                "ip",
+                "link",
+                "add",
+                &inner,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &outer,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
             ]);
             sh(&["ip", "link", "set", &inner, "netns", ns]);
             sh(&[
@@ -147,12 +169,14 @@ struct Seen {
     frames: u64,
     min_headroom: usize,
     max_headroom: usize,
+    per_port: Vec<u64>,
 }
 
-/// L2 forwarder: every frame received on port p leaves on port 1-p unchanged.
-fn forward(io: &mut AfXdp, stop: &AtomicBool) -> Seen {
+/// L2 forwarder: every frame received on port p leaves on port `p ^ xor` unchanged.
+fn forward(io: &mut AfXdp, stop: &AtomicBool, xor: u16) -> Seen {
     let mut seen = Seen {
         min_headroom: usize::MAX,
+        per_port: vec![0; io.ports()],
         ..Seen::default()
     };
     let mut descs = [Desc::default(); BATCH];
@@ -161,7 +185,8 @@ fn forward(io: &mut AfXdp, stop: &AtomicBool) -> Seen {
         for d in &mut descs[..n] {
             seen.min_headroom = seen.min_headroom.min(d.headroom());
             seen.max_headroom = seen.max_headroom.max(d.headroom());
-            d.port ^= 1;
+            seen.per_port[usize::from(d.port)] += 1;
+            d.port ^= xor;
         }
         seen.frames += n as u64;
         let sent = io.tx_burst(&descs[..n]);
@@ -298,7 +323,7 @@ fn afxdp_veth_forwards_without_leaks() {
 
     let stop = AtomicBool::new(false);
     let (tcp, udp, seen) = std::thread::scope(|s| {
-        let fwd = s.spawn(|| forward(&mut io, &stop));
+        let fwd = s.spawn(|| forward(&mut io, &stop, 1));
         let (cns, sns) = (topo.ns("c"), topo.ns("s"));
         let mut server = Command::new("ip")
             .args([
@@ -564,4 +589,93 @@ fn afxdp_missing_privileges_are_explained() {
         "expected the permission explanation, child said: {text}"
     );
     eprintln!("{line}");
+}
+
+const UDP_MANY: &str = r#"
+import socket, sys
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.settimeout(2.0)
+    s.sendto(b"xvs", ("198.18.77.2", 9000))
+got = 0
+for s in socks:
+    try:
+        s.recvfrom(2048); got += 1
+    except socket.timeout:
+        pass
+print(got, flush=True)
+"#;
+
+/// One worker owning both queues of two 2-queue veths: four sockets on one UMEM, two of them
+/// per interface (separate fill/completion rings per queue), frames crossing interfaces.
+#[test]
+fn afxdp_two_queue_veth_one_umem() {
+    if !privileged("afxdp_two_queue_veth_one_umem") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut topo = Topo::with_queues("q", 2);
+    let (f0, f1) = (topo.ifname("f0"), topo.ifname("f1"));
+    let ports: Vec<PortConf> = [(&f0, 0), (&f0, 1), (&f1, 0), (&f1, 1)]
+        .iter()
+        .map(|(i, q)| PortConf {
+            ifname: (*i).clone(),
+            queue: *q,
+        })
+        .collect();
+    let mut io = AfXdp::open(&ports, &opts()).expect("open four sockets on one UMEM");
+    let stop = AtomicBool::new(false);
+    let (udp, seen) = std::thread::scope(|s| {
+        let fwd = s.spawn(|| forward(&mut io, &stop, 2));
+        let mut server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.ns("s"),
+                "/usr/bin/python3",
+                "-c",
+                UDP_SERVER,
+                "64",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("udp server");
+        let mut out = server.stdout.take().expect("server stdout");
+        let mut ready = [0u8; 6];
+        std::io::Read::read_exact(&mut out, &mut ready).expect("server ready");
+        topo.children.push(server);
+        let client = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.ns("c"),
+                "/usr/bin/python3",
+                "-c",
+                UDP_MANY,
+                "64",
+            ])
+            .output()
+            .expect("udp client");
+        stop.store(true, Ordering::Relaxed);
+        let seen = fwd.join().expect("forwarder thread");
+        (
+            String::from_utf8_lossy(&client.stdout).trim().to_string(),
+            seen,
+        )
+    });
+    eprintln!("frames per port (f0q0 f0q1 f1q0 f1q1): {:?}", seen.per_port);
+    assert_eq!(
+        udp, "64",
+        "64 flows echoed through four sockets (client got {udp})"
+    );
+    assert!(
+        seen.per_port[0] > 0 && seen.per_port[1] > 0,
+        "native XDP spreads 64 flows over both queues of {f0}: {:?}",
+        seen.per_port
+    );
+    let c = io.frame_counts();
+    assert_eq!(c.free + io.frames_in_flight(), c.total, "{c:?}");
+    assert_eq!((c.held, c.tx, io.bad_descs()), (0, 0, 0), "{c:?}");
 }
