@@ -44,8 +44,13 @@ fn privileged(test: &str) -> bool {
         std::env::var("CI").as_deref() != Ok("true"),
         "{test}: needs root (CAP_NET_ADMIN, CAP_BPF) and CI=true: refusing to skip"
     );
-    eprintln!(
-        "\n!!!!!!!! SKIP {test}: not root; AF_XDP needs CAP_NET_ADMIN and CAP_BPF !!!!!!!!\n"
+    // Straight to the process's stderr: libtest's capture would hide an `eprintln!`.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!(
+            "\n!!!!!!!! SKIP {test}: not root; AF_XDP needs CAP_NET_ADMIN and CAP_BPF !!!!!!!!\n"
+        )
+        .as_bytes(),
     );
     false
 }
