@@ -177,7 +177,7 @@ mod afxdp {
             io.service();
             m.count += sent as u64;
             turn = turn.wrapping_add(1);
-            if turn.is_multiple_of(1024) && !m.tick() {
+            if turn.is_multiple_of(64) && !m.tick() {
                 break;
             }
         }
@@ -217,7 +217,7 @@ mod afxdp {
             io.service();
             m.count += sent as u64;
             turn = turn.wrapping_add(1);
-            if turn.is_multiple_of(1024) && !m.tick() {
+            if turn.is_multiple_of(64) && !m.tick() {
                 break;
             }
         }
@@ -235,7 +235,7 @@ mod afxdp {
             io.service();
             m.count += n as u64;
             turn = turn.wrapping_add(1);
-            if turn.is_multiple_of(1024) && !m.tick() {
+            if turn.is_multiple_of(64) && !m.tick() {
                 break;
             }
         }

@@ -684,3 +684,72 @@ fn afxdp_two_queue_veth_one_umem() {
     assert_eq!(c.free + io.frames_in_flight(), c.total, "{c:?}");
     assert_eq!((c.held, c.tx, io.bad_descs()), (0, 0, 0), "{c:?}");
 }
+
+/// Without `service()` the completion ring fills, the kernel stops taking TX descriptors, and
+/// `tx_burst` must accept a prefix (down to nothing); `service()` then brings every frame back.
+#[test]
+fn afxdp_tx_ring_full_accepts_a_prefix_and_nothing_leaks() {
+    if !privileged("afxdp_tx_ring_full_accepts_a_prefix_and_nothing_leaks") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("t");
+    let small = AfXdpOpts {
+        frames: 256,
+        ring_size: 64,
+        ..opts()
+    };
+    let mut io = AfXdp::open(
+        &[PortConf {
+            ifname: topo.ifname("f0"),
+            queue: 0,
+        }],
+        &small,
+    )
+    .expect("open a small AfXdp");
+    let check = |io: &AfXdp| {
+        let c = io.frame_counts();
+        assert_eq!(c.free + io.frames_in_flight(), c.total, "{c:?}");
+    };
+    // A broadcast frame of the local experimental ethertype: the peer kernel ignores it.
+    let mut pkt = [0u8; 60];
+    pkt[..6].copy_from_slice(&[0xff; 6]);
+    pkt[6..12].copy_from_slice(&io.mac(0));
+    pkt[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    let mut partial = 0;
+    let mut descs = [Desc::default(); BATCH];
+    for _ in 0..8 {
+        let mut n = 0;
+        while n < BATCH {
+            let Some(mut d) = io.alloc(0) else { break };
+            let mut f = io.frame(&mut d);
+            f.set_len(pkt.len()).expect("room for 60 bytes");
+            f.data_mut().copy_from_slice(&pkt);
+            descs[n] = d;
+            n += 1;
+        }
+        let sent = io.tx_burst(&descs[..n]);
+        io.recycle(&descs[sent..n]);
+        if sent < n {
+            partial += 1;
+        }
+        check(&io);
+    }
+    assert!(
+        partial > 0,
+        "the TX path never filled up: {:?}",
+        io.frame_counts()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while io.frame_counts().tx > 0 && Instant::now() < deadline {
+        io.service();
+        check(&io);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let c = io.frame_counts();
+    assert_eq!((c.tx, c.held, io.bad_descs()), (0, 0, 0), "{c:?}");
+    assert_eq!(c.free + c.fill, c.total, "{c:?}");
+    assert_eq!(io.xsk_stats(0).expect("stats").tx_invalid_descs, 0);
+}
