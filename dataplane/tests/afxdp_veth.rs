@@ -293,10 +293,26 @@ fn afxdp_veth_forwards_without_leaks() {
     if !privileged("afxdp_veth_forwards_without_leaks") {
         return;
     }
+    forwards_without_leaks(XdpMode::Native, "a");
+}
+
+#[test]
+fn afxdp_veth_forwards_without_leaks_skb_mode() {
+    if !privileged("afxdp_veth_forwards_without_leaks_skb_mode") {
+        return;
+    }
+    forwards_without_leaks(XdpMode::Skb, "k");
+}
+
+fn forwards_without_leaks(mode: XdpMode, tag: &str) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut topo = Topo::new("a");
+    let opts = || AfXdpOpts {
+        xdp_mode: mode,
+        ..opts()
+    };
+    let mut topo = Topo::new(tag);
     let ports = [
         PortConf {
             ifname: topo.ifname("f0"),
@@ -392,7 +408,7 @@ fn afxdp_veth_forwards_without_leaks() {
         seen.frames
     );
     eprintln!(
-        "forwarded {} frames; headroom min {} max {}",
+        "{mode:?}: forwarded {} frames; headroom min {} max {}",
         seen.frames, seen.min_headroom, seen.max_headroom
     );
     assert_eq!((seen.min_headroom, seen.max_headroom), (HEADROOM, HEADROOM));

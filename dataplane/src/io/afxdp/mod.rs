@@ -19,10 +19,13 @@
 //!
 //! # Headroom (measured on this machine, veth copy mode, native and SKB attach)
 //! The UMEM is registered with no user `frame_headroom`; the kernel puts every received packet
-//! `XDP_PACKET_HEADROOM` (256) bytes into its chunk, in copy and zero-copy mode alike
-//! (`xp_alloc` sets `data = data_hard_start + XDP_PACKET_HEADROOM`). So `Desc::headroom()` of a
-//! received frame is exactly [`HEADROOM`] = 256, which the `afxdp_veth` test asserts; `alloc`
-//! hands out the same layout. TX descriptors may start anywhere in their chunk (aligned mode
+//! `XDP_PACKET_HEADROOM` (256) bytes into its chunk (the fill ring takes chunk starts; RX
+//! descriptors come back as `chunk + 256`). Measured in copy mode with native and SKB attach
+//! (`afxdp_veth` asserts min = max = 256 over every received frame); zero-copy drivers use the
+//! same `xp_alloc` layout (`data = data_hard_start + XDP_PACKET_HEADROOM`) but were not measured
+//! (veth has none). So `Desc::headroom()` of a received frame is exactly [`HEADROOM`], and
+//! `alloc` hands out the same layout. Were `HEADROOM` ever raised above 256, the difference
+//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk (aligned mode
 //! only checks that the packet does not cross the chunk end), so encapsulation can push into
 //! the headroom and transmit in place.
 //!
@@ -382,7 +385,7 @@ impl AfXdp {
 
         let mut out = Vec::with_capacity(ports.len());
         for (pc, (c, idx, mac, mtu)) in ports.iter().zip(named) {
-            let xsk = create_with_retry(&mut umem, &c, pc, idx, params, opts)?;
+            let xsk = create_with_retry(&mut umem, &c, pc, idx, params, opts, bytes)?;
             out.push(Port {
                 zero_copy: xsk.zero_copy(),
                 xsk,
@@ -560,6 +563,7 @@ fn create_with_retry(
     ifindex: u32,
     params: sys::XskParams,
     opts: &AfXdpOpts,
+    umem_bytes: u64,
 ) -> Result<sys::Xsk, IoError> {
     let mut tries = 0;
     loop {
@@ -569,12 +573,18 @@ fn create_with_retry(
                 tries += 1;
                 std::thread::sleep(opts.busy_pause);
             }
-            Err(e) => return Err(map_create_err(e, pc, ifindex, opts)),
+            Err(e) => return Err(map_create_err(e, pc, ifindex, opts, umem_bytes)),
         }
     }
 }
 
-fn map_create_err(e: std::io::Error, pc: &PortConf, ifindex: u32, opts: &AfXdpOpts) -> IoError {
+fn map_create_err(
+    e: std::io::Error,
+    pc: &PortConf,
+    ifindex: u32,
+    opts: &AfXdpOpts,
+    umem_bytes: u64,
+) -> IoError {
     let ifname = pc.ifname.clone();
     match e.raw_os_error() {
         Some(libc::EPERM | libc::EACCES) => IoError::Permission {
@@ -606,7 +616,7 @@ fn map_create_err(e: std::io::Error, pc: &PortConf, ifindex: u32, opts: &AfXdpOp
             source: e,
         },
         Some(libc::ENOBUFS | libc::ENOMEM) => IoError::Memlock {
-            bytes: u64::from(opts.frames) * CHUNK_SIZE as u64,
+            bytes: umem_bytes,
             limit: sys::memlock_limit(),
         },
         _ => IoError::Sys {
