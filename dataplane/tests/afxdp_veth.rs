@@ -16,6 +16,8 @@
 //! under CI (`CI=true`), where they fail. Every namespace, veth and process is removed on
 //! success, failure and panic (`Topo`'s `Drop`).
 #![cfg(feature = "afxdp")]
+// Helpers shared by the tests panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
