@@ -350,6 +350,7 @@ fn fwd_ctx(ctx: &Ctx, t: &ConnTuple, mode: FwdMode) -> FwdCtx {
         src_v4: routes.src_v4(port),
         src_v6: routes.src_v6(port),
         mtu,
+        complete_partial: false,
     }
 }
 
