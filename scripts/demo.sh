@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces, AF_XDP)"; exit 1; }
 scripts/setup.sh
-cargo build --release -q -p xvs-control --bins
-BIN=$PWD/target/release
+# XVS_PROFILE=debug skips the (slow, LTO) release build when trying things out.
+PROFILE=${XVS_PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -q -p xvs-control --bins; else cargo build -q -p xvs-control --bins; fi
+BIN=$PWD/target/$PROFILE
 P="xd$$"                     # unique prefix for this run
 TMP=$(mktemp -d /tmp/xvs-demo.XXXXXX)
 SOCK=$TMP/xvs.sock

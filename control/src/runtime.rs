@@ -98,6 +98,10 @@ pub struct DataplaneOpts {
     /// Maximum number of conns (new ones beyond it are dropped and counted).
     #[arg(long, default_value_t = 4_000_000)]
     pub max_conns: usize,
+    /// Complete TCP/UDP checksums that a local sender left partial (veth TX offload); costs a
+    /// pass over each payload. Real NICs never need it.
+    #[arg(long)]
+    pub complete_partial_csum: bool,
     /// Offline mode: replay frames from this pcap file through the pipeline, then exit.
     #[arg(long, value_name = "IN.pcap", requires = "pcap_out")]
     pub pcap_in: Option<PathBuf>,
@@ -235,7 +239,9 @@ pub fn run_offline(
     let mac = parse_mac(&opts.mac).ok_or_else(|| bad("--mac", &opts.mac, "bad MAC address"))?;
     let net = opts.net_conf(&["pcap0".to_string()], &[mac])?;
     let io = PcapIo::open(input, output, mac, 1500)?;
-    let shared = Arc::new(Shared::new(director, conns, net, 1)?);
+    let mut shared = Shared::new(director, conns, net, 1)?;
+    shared.complete_partial = opts.complete_partial_csum;
+    let shared = Arc::new(shared);
     let mut worker = Worker::new(0, io, shared);
     while worker.io_mut().prepare() {
         let now = worker.io().now_ms();
@@ -251,6 +257,37 @@ pub fn run_offline(
         tx: st.tx_packets,
         dropped: st.drops.iter().sum(),
     })
+}
+
+/// The workers' clock: milliseconds since the daemon started (monotonic). The conn table's
+/// expiry times are on this clock, so listings must read it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(std::time::Instant);
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl Clock {
+    /// Milliseconds since start.
+    #[must_use]
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// How many workers live mode runs: `--workers`, else one per queue of the interfaces, at most
+/// one per core.
+#[must_use]
+pub fn worker_count(opts: &DataplaneOpts) -> usize {
+    if opts.offline() || opts.ifaces.is_empty() {
+        return 1;
+    }
+    let queues = opts.ifaces.iter().map(|i| rx_queues(i)).min().unwrap_or(1);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    opts.workers.unwrap_or_else(|| queues.min(cores)).max(1)
 }
 
 /// A stop flag shared with worker threads.
@@ -326,6 +363,7 @@ pub fn spawn_live(
     opts: &DataplaneOpts,
     director: Arc<Director>,
     conns: Arc<ConnTable>,
+    clock: Clock,
 ) -> Result<LiveWorkers, anyhow::Error> {
     use anyhow::Context as _;
     use xvs_dataplane::io::afxdp::{AfXdp, AfXdpOpts, PortConf as XskPort, XdpMode as XskMode};
@@ -336,12 +374,13 @@ pub fn spawn_live(
     }
     let net = opts.net_conf(&opts.ifaces, &macs)?;
     let queues = opts.ifaces.iter().map(|i| rx_queues(i)).min().unwrap_or(1);
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let workers = opts.workers.unwrap_or_else(|| queues.min(cores)).max(1);
+    let workers = worker_count(opts);
     if workers > queues {
         anyhow::bail!("--workers {workers}: the interfaces have only {queues} queue(s)");
     }
-    let shared = Arc::new(Shared::new(director, conns, net, workers)?);
+    let mut shared = Shared::new(director, conns, net, workers)?;
+    shared.complete_partial = opts.complete_partial_csum;
+    let shared = Arc::new(shared);
     let xopts = AfXdpOpts {
         xdp_mode: match opts.xdp_mode {
             XdpMode::Native => XskMode::Native,
@@ -384,7 +423,7 @@ pub fn spawn_live(
                 if let Some(id) = core {
                     core_affinity::set_for_current(core_affinity::CoreId { id });
                 }
-                run_loop(Worker::new(w, io, shared), &stop, poll);
+                run_loop(Worker::new(w, io, shared), &stop, poll, clock);
             })
             .context("spawning a worker thread")?;
         handles.push(h);
@@ -402,12 +441,11 @@ pub fn run_loop<I: xvs_dataplane::io::PacketIo>(
     mut worker: Worker<I>,
     stop: &Stop,
     poll: PollMode,
+    clock: Clock,
 ) {
-    let t0 = std::time::Instant::now();
     let mut idle = 0u32;
     while !stop.stopped() {
-        let now = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if worker.poll(now) == 0 {
+        if worker.poll(clock.now_ms()) == 0 {
             idle = idle.saturating_add(1);
             if poll == PollMode::Adaptive && idle > 256 {
                 std::thread::sleep(std::time::Duration::from_micros(200));

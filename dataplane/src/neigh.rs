@@ -508,6 +508,7 @@ mod tests {
                             prefix: 64,
                         },
                     ],
+                    mtu: 1500,
                 },
                 PortConf {
                     name: "b".into(),
@@ -516,6 +517,7 @@ mod tests {
                         addr: "198.18.1.1".parse().unwrap(),
                         prefix: 24,
                     }],
+                    mtu: 1500,
                 },
             ],
             routes: vec![RouteConf {

@@ -388,6 +388,8 @@ pub struct DestState {
     pub l_threshold: AtomicU32,
     /// Packet counters per worker.
     pub stats: PerWorkerCounters,
+    /// Rate estimator (control plane only; workers never touch it).
+    pub est: std::sync::Mutex<crate::stats::RateEstimator>,
 }
 
 impl DestState {
@@ -404,6 +406,7 @@ impl DestState {
             u_threshold: AtomicU32::new(conf.u_threshold),
             l_threshold: AtomicU32::new(conf.l_threshold),
             stats: PerWorkerCounters::new(workers),
+            est: std::sync::Mutex::default(),
         }
     }
 
@@ -539,6 +542,19 @@ impl Dest {
 pub struct ServiceState {
     /// Packet counters per worker.
     pub stats: PerWorkerCounters,
+    /// Rate estimator (control plane only).
+    pub est: std::sync::Mutex<crate::stats::RateEstimator>,
+}
+
+impl ServiceState {
+    /// Fresh counters for `workers` workers.
+    #[must_use]
+    pub fn new(workers: usize) -> Self {
+        Self {
+            stats: PerWorkerCounters::new(workers),
+            est: std::sync::Mutex::default(),
+        }
+    }
 }
 
 /// A service as the worker sees it in a snapshot.

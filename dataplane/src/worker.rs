@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::conn::{ConnTable, Hit, NewConn, TemplateKey};
 use crate::director::Director;
-use crate::flow::{ConnTuple, FlowKey, proto};
+use crate::flow::{ConnTuple, Dir, FlowKey, proto};
 use crate::fwd::{self, FwdConn, FwdCtx, Verdict};
 use crate::io::{BATCH, Desc, Frame, PacketIo};
 use crate::neigh::{NeighMap, NeighTable, NetConf, Routes};
@@ -41,6 +41,8 @@ pub struct Shared {
     pub routes: Routes,
     /// Published per-worker counters (each worker writes its own slot now and then).
     pub worker_stats: Vec<Mutex<WorkerStats>>,
+    /// Complete CHECKSUM_PARTIAL TCP/UDP checksums from local senders (see `fwd`).
+    pub complete_partial: bool,
 }
 
 impl Shared {
@@ -63,6 +65,7 @@ impl Shared {
             net,
             routes,
             worker_stats,
+            complete_partial: false,
         })
     }
 
@@ -326,20 +329,20 @@ fn forward(
         mode: hit.fwd,
         tun: hit.tun,
     };
-    let fctx = fwd_ctx(ctx, &hit.tuple, hit.fwd);
+    let fctx = fwd_ctx(ctx, &hit.tuple, hit.dir);
     match fwd::rewrite(&fconn, hit.dir, frame, info, &fctx) {
         Verdict::Tx { route_to } => l2_out(ctx, frame, info.l3_off, route_to),
         Verdict::Drop(r) => Err(r),
     }
 }
 
-fn fwd_ctx(ctx: &Ctx, t: &ConnTuple, mode: FwdMode) -> FwdCtx {
+/// The egress facts the rewrite needs: the port the packet will leave by (towards the dest on
+/// the way in, towards the client on the way out), its MTU and our address on it.
+#[inline]
+fn fwd_ctx(ctx: &Ctx, t: &ConnTuple, dir: Dir) -> FwdCtx {
     let routes = &ctx.shared.routes;
-    let port = if mode == FwdMode::Tunnel {
-        routes.lookup(t.daddr).map_or(0, |h| h.port)
-    } else {
-        0
-    };
+    let to = if dir == Dir::Input { t.daddr } else { t.caddr };
+    let port = routes.lookup(to).map_or(0, |h| h.port);
     let mtu = ctx
         .shared
         .net
@@ -350,7 +353,7 @@ fn fwd_ctx(ctx: &Ctx, t: &ConnTuple, mode: FwdMode) -> FwdCtx {
         src_v4: routes.src_v4(port),
         src_v6: routes.src_v6(port),
         mtu,
-        complete_partial: false,
+        complete_partial: ctx.shared.complete_partial,
     }
 }
 
@@ -512,7 +515,7 @@ fn icmp(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), D
         mode: hit.fwd,
         tun: hit.tun,
     };
-    let fctx = fwd_ctx(ctx, &hit.tuple, hit.fwd);
+    let fctx = fwd_ctx(ctx, &hit.tuple, hit.dir);
     match fwd::rewrite_icmp(&fconn, hit.dir, frame, info, &fctx) {
         Verdict::Tx { route_to } => l2_out(ctx, frame, info.l3_off, route_to),
         Verdict::Drop(r) => Err(r),

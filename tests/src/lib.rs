@@ -282,6 +282,8 @@ pub struct Lab {
 
 /// One side of a bridge port: create a veth `a` in `ns` and `b` in the switch, enslave `b`.
 fn bridge_port(ns: &Netns, a: &str, sw: &Netns, b: &str, queues: u32) -> Result<()> {
+    // Both ends get the same queue counts: native XDP on a veth needs its RX queues >= the
+    // peer's TX queues (ENOSPC otherwise).
     let q = queues.to_string();
     run(
         "ip",
@@ -302,6 +304,10 @@ fn bridge_port(ns: &Netns, a: &str, sw: &Netns, b: &str, queues: u32) -> Result<
             b,
             "netns",
             &sw.name,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
         ],
     )?;
     sw.run(&["ip", "link", "set", b, "master", "br0"])?;
@@ -537,5 +543,94 @@ impl Lab {
             &format!("http://{host}:{port}/id"),
         ])?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+/// A running `xvsd` in the lab's director namespace, stopped (SIGTERM, then kill) on drop.
+#[derive(Debug)]
+pub struct Xvsd {
+    /// The process.
+    pub proc: Proc,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// Its log file (stdout and stderr).
+    pub log: PathBuf,
+}
+
+/// The built binary `name`, or an error telling how to build it.
+pub fn bin(name: &str) -> Result<PathBuf> {
+    let p = workspace_bin(name);
+    if !p.exists() {
+        bail!(
+            "{} not found: run `cargo build --workspace --bins` first",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+impl Xvsd {
+    /// Start xvsd on every director interface of `lab` with the lab's addresses, plus `extra`
+    /// flags; waits for the control socket.
+    pub fn start(lab: &Lab, dir: &TempDir, extra: &[&str]) -> Result<Self> {
+        let xvsd = bin("xvsd")?;
+        let socket = dir.join("xvs.sock");
+        let log = dir.join("xvsd.log");
+        let sock_s = socket.display().to_string();
+        let xvsd_s = xvsd.display().to_string();
+        let mut args: Vec<String> = vec![xvsd_s, "--socket".into(), sock_s];
+        for i in &lab.dir_ifs {
+            args.push("--iface".into());
+            args.push(i.clone());
+        }
+        for a in &lab.dir_addrs {
+            args.push("--addr".into());
+            args.push(a.clone());
+        }
+        args.extend(extra.iter().map(|s| (*s).to_string()));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut proc = lab.director.spawn(&argv, Some(&log))?;
+        let up = wait_for(Duration::from_secs(20), || socket.exists() || !proc.alive());
+        if !up || !socket.exists() {
+            let l = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!("xvsd did not start: {l}");
+        }
+        Ok(Self { proc, socket, log })
+    }
+
+    /// Run `xvsadm ARGS` against this daemon; returns (exit code, stdout, stderr).
+    pub fn adm(&self, args: &[&str]) -> Result<(i32, String, String)> {
+        let out = Command::new(bin("xvsadm")?)
+            .args(args)
+            .env("XVS_SOCKET", &self.socket)
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// Run `xvsadm ARGS` and fail unless it exits 0; returns stdout.
+    pub fn adm_ok(&self, args: &[&str]) -> Result<String> {
+        let (code, out, err) = self.adm(args)?;
+        if code != 0 {
+            bail!("xvsadm {} exited {code}: {err}", args.join(" "));
+        }
+        Ok(out)
+    }
+
+    /// The daemon's log so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Xvsd {
+    fn drop(&mut self) {
+        if self.proc.alive() {
+            let _ = self.proc.terminate(Duration::from_secs(5));
+        }
     }
 }
