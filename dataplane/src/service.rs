@@ -388,6 +388,8 @@ pub struct DestState {
     pub l_threshold: AtomicU32,
     /// Packet counters per worker.
     pub stats: PerWorkerCounters,
+    /// Rate estimator (control plane only; workers never touch it).
+    pub est: std::sync::Mutex<crate::stats::RateEstimator>,
 }
 
 impl DestState {
@@ -404,6 +406,7 @@ impl DestState {
             u_threshold: AtomicU32::new(conf.u_threshold),
             l_threshold: AtomicU32::new(conf.l_threshold),
             stats: PerWorkerCounters::new(workers),
+            est: std::sync::Mutex::default(),
         }
     }
 
@@ -539,6 +542,19 @@ impl Dest {
 pub struct ServiceState {
     /// Packet counters per worker.
     pub stats: PerWorkerCounters,
+    /// Rate estimator (control plane only).
+    pub est: std::sync::Mutex<crate::stats::RateEstimator>,
+}
+
+impl ServiceState {
+    /// Fresh counters for `workers` workers.
+    #[must_use]
+    pub fn new(workers: usize) -> Self {
+        Self {
+            stats: PerWorkerCounters::new(workers),
+            est: std::sync::Mutex::default(),
+        }
+    }
 }
 
 /// A service as the worker sees it in a snapshot.
@@ -566,6 +582,7 @@ pub struct Snapshot {
     /// Protocol timeouts.
     pub timeouts: Timeouts,
     by_key: hashbrown::HashMap<ServiceKey, usize>,
+    owned: hashbrown::HashSet<IpAddr>,
 }
 
 impl Snapshot {
@@ -583,11 +600,19 @@ impl Snapshot {
             .enumerate()
             .map(|(i, s)| (s.conf.key, i))
             .collect();
+        let mut owned = hashbrown::HashSet::new();
+        for s in &services {
+            if let ServiceKey::Inet { addr, .. } = s.conf.key {
+                owned.insert(addr);
+            }
+            owned.extend(s.conf.laddrs.iter().copied());
+        }
         Self {
             generation,
             services,
             timeouts,
             by_key,
+            owned,
         }
     }
 
@@ -596,6 +621,35 @@ impl Snapshot {
     #[must_use]
     pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
         self.by_key.get(key).map(|&i| &self.services[i])
+    }
+
+    /// Whether `addr` is a VIP or a FULLNAT local address of some service (the director answers
+    /// ARP/ND for these).
+    #[inline]
+    #[must_use]
+    pub fn owns(&self, addr: &IpAddr) -> bool {
+        self.owned.contains(addr)
+    }
+
+    /// The service a new connection to `dst:dport` belongs to: the exact service first, then
+    /// the port-0 (all ports) service of the VIP, as `ip_vs_service_find` does.
+    #[inline]
+    #[must_use]
+    pub fn find(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<usize> {
+        self.by_key
+            .get(&ServiceKey::Inet {
+                proto,
+                addr: dst,
+                port: dport,
+            })
+            .or_else(|| {
+                self.by_key.get(&ServiceKey::Inet {
+                    proto,
+                    addr: dst,
+                    port: 0,
+                })
+            })
+            .copied()
     }
 
     /// Index of the service with this key.
