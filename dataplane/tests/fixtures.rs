@@ -3,6 +3,12 @@
 //! and a fake clock. One table per scenario; rows run in order on one worker, so replies find
 //! the conns earlier rows created. Every transmitted frame also passes `verify_checksums`.
 
+#![allow(
+    clippy::too_many_arguments,
+    clippy::unwrap_used,
+    clippy::explicit_counter_loop
+)]
+
 mod common;
 
 use std::net::IpAddr;

@@ -1,6 +1,6 @@
 //! The fixed director the fixture, allocation and churn tests run: two ports (clients on port 0,
 //! real servers on port 1), static neighbours, and one service per forwarding mode and family.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::IpAddr;
 use std::sync::Arc;
