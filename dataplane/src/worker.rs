@@ -323,6 +323,8 @@ fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), Dro
         ctx.index,
         &ctx.snap.timeouts,
     ) {
+        // The dest was deleted: the kernel silently drops the conn's packets (ip_vs_in).
+        Some(h) if !h.dest_available => return Err(DropReason::NoDest),
         Some(h) => h,
         None => new_conn(ctx, &key, info, len)?,
     };
