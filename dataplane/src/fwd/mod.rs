@@ -14,10 +14,12 @@
 //! `__ip_vs_get_out_rt` (Input) and `ip_forward` does for NAT replies (Output); a packet that
 //! arrives with TTL <= 1 in the Input direction is turned into an ICMP time exceeded back to the
 //! client (source: the VIP, as `icmp_send` picks for a locally delivered packet); in the Output
-//! direction it is dropped (`TtlExceeded`). A packet larger than the egress MTU gets an ICMP
-//! "fragmentation needed" (IPv4 with DF) / "packet too big" (IPv6) back to the client, as
-//! `ensure_mtu_is_adequate` does; xvs never fragments, so anything else too big is dropped
-//! (`TooBig`) where the kernel would fragment.
+//! direction it is dropped (`TtlExceeded`). In the Input direction a packet larger than the
+//! egress MTU gets an ICMP "fragmentation needed" (IPv4 with DF) / "packet too big" (IPv6)
+//! back to the client, as `ensure_mtu_is_adequate` does. xvs never fragments: anything else too
+//! big (IPv4 without DF, where the kernel would fragment; replies in the Output direction,
+//! where `ip_forward` would answer the dest from an address xvs is not told) is dropped
+//! (`TooBig`).
 //!
 //! Checksums are updated incrementally (RFC 1624), pseudo-header included; a UDP/IPv4 checksum
 //! of 0 (none) stays 0, and an updated UDP checksum that comes out 0 is sent as `0xffff`.
