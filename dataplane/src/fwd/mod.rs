@@ -293,7 +293,7 @@ pub(crate) fn decrement_ttl(buf: &mut [u8], info: &PacketInfo) {
 
 /// Input-direction TTL step with the ICMP time exceeded answer (IPVS `decrement_ttl`): `Ok`
 /// when the packet may go on (TTL decremented), `Err(verdict)` otherwise.
-#[inline]
+#[inline(always)]
 pub(crate) fn input_ttl(
     frame: &mut Frame<'_>,
     info: &PacketInfo,
@@ -324,7 +324,7 @@ pub(crate) fn input_ttl(
 /// The non-tunnel MTU check of `ensure_mtu_is_adequate` for the Input direction: too big with
 /// DF (always for IPv6) -> ICMP error to the client; too big without DF -> drop (IPVS would
 /// fragment).
-#[inline]
+#[inline(always)]
 pub(crate) fn input_mtu(
     frame: &mut Frame<'_>,
     info: &PacketInfo,
