@@ -519,6 +519,7 @@ impl ConnTable {
             len,
             now_ms,
             worker,
+            update: true,
         };
         self.probe(key, Dir::Input, &pkt, t)
             .or_else(|| self.probe(key, Dir::Output, &pkt, t))
@@ -541,6 +542,7 @@ impl ConnTable {
             len,
             now_ms,
             worker,
+            update: true,
         };
         self.probe(key, Dir::Input, &pkt, t)
     }
@@ -562,8 +564,37 @@ impl ConnTable {
             len,
             now_ms,
             worker,
+            update: true,
         };
         self.probe(key, Dir::Output, &pkt, t)
+    }
+
+    /// Find the conn an ICMP error refers to (`key` is the flow of the quoted packet as the
+    /// conn sees it; `dir` the probe to use, `None` for both). Counts the ICMP packet of `len`
+    /// bytes in that direction, but neither changes the state nor re-arms the timer, as
+    /// `ip_vs_in_icmp`/`ip_vs_out_icmp` do.
+    pub fn lookup_icmp(
+        &self,
+        key: &FlowKey,
+        dir: Option<Dir>,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+    ) -> Option<Hit> {
+        let pkt = Packet {
+            flags: 0,
+            len,
+            now_ms,
+            worker,
+            update: false,
+        };
+        let t = Timeouts::default();
+        match dir {
+            Some(d) => self.probe(key, d, &pkt, &t),
+            None => self
+                .probe(key, Dir::Input, &pkt, &t)
+                .or_else(|| self.probe(key, Dir::Output, &pkt, &t)),
+        }
     }
 
     #[inline]
@@ -690,10 +721,10 @@ impl ConnTable {
         if flags & cf::UNHASHED == 0 {
             let role = if template {
                 E_TPL
-            } else if flags & cf::FNAT != 0 || flags & cf::NOOUTPUT != 0 {
-                E_IN
-            } else {
+            } else if unpack_fwd(c.fwd).0 == FwdMode::Masq {
                 E_IN | E_OUT
+            } else {
+                E_IN
             };
             let first = slot | fam | role;
             remove_entry(index, endpoint_hash(c, first, self.seed), first);
@@ -775,6 +806,7 @@ impl ConnTable {
             len: new.len,
             now_ms,
             worker,
+            update: true,
         };
         let mut conn = Conn {
             addrs,
@@ -1238,12 +1270,46 @@ struct Packet {
     len: u32,
     now_ms: u64,
     worker: usize,
+    /// Run the state machine and re-arm the timer (false for ICMP errors about the conn).
+    update: bool,
 }
 
 /// Run one packet through a conn (`ip_vs_set_state` + stats + `ip_vs_conn_put`'s timer).
 /// Returns the hit and the template to mark ASSURED (when a controlled conn got ESTABLISHED).
 #[inline]
 fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit, Option<u32>) {
+    let mut assure = None;
+    if pkt.update {
+        assure = transition(c, dir, pkt, t);
+    }
+    let len = u64::from(pkt.len);
+    if let Some(d) = &c.dest {
+        count(d.stats.slot(pkt.worker), dir, len);
+    }
+    if let Some(s) = &c.svc {
+        count(s.stats.slot(pkt.worker), dir, len);
+    }
+    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
+    let hit = Hit {
+        dir,
+        tuple: c.tuple(),
+        fwd,
+        tun: TunConf {
+            kind,
+            port: c.tun_port,
+            flags: tflags,
+        },
+        state: c.state,
+        flags: c.flags,
+        dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
+    };
+    (hit, assure)
+}
+
+/// The state machine step and timer re-arm of one packet; returns the template to mark
+/// ASSURED.
+#[inline]
+fn transition<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<u32> {
     let sdir = match dir {
         Dir::Output => {
             c.flags &= !cf::NOOUTPUT;
@@ -1273,28 +1339,7 @@ fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit
     }
     c.timeout_ms = state::timeout_ms(c.proto, new, t);
     c.expires_ms = pkt.now_ms + u64::from(c.timeout_ms);
-    let len = u64::from(pkt.len);
-    if let Some(d) = &c.dest {
-        count(d.stats.slot(pkt.worker), dir, len);
-    }
-    if let Some(s) = &c.svc {
-        count(s.stats.slot(pkt.worker), dir, len);
-    }
-    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
-    let hit = Hit {
-        dir,
-        tuple: c.tuple(),
-        fwd,
-        tun: TunConf {
-            kind,
-            port: c.tun_port,
-            flags: tflags,
-        },
-        state: c.state,
-        flags: c.flags,
-        dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
-    };
-    (hit, assure)
+    assure
 }
 
 #[inline]
@@ -1563,6 +1608,32 @@ mod tests {
         assert_eq!(expires_in(&t, 2), vec![120_000]);
         t.flush();
         assert_eq!((t.len(), counts(&d)), (0, (0, 0, 0)));
+    }
+
+    #[test]
+    fn icmp_lookup_counts_without_state_or_timer() {
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "203.0.113.7", 40002);
+        let h = t
+            .create(new_conn(tu, FwdMode::Masq, &d, &s), 0, 0, &T)
+            .unwrap();
+        let h2 = t
+            .lookup_icmp(&h.tuple.out_key(), Some(Dir::Output), 56, 5000, 0)
+            .unwrap();
+        assert_eq!((h2.dir, h2.state), (Dir::Output, tcp::SYN_RECV));
+        assert!(
+            t.lookup_icmp(&h.tuple.out_key(), Some(Dir::Input), 56, 5000, 0)
+                .is_none()
+        );
+        assert_eq!(
+            t.lookup_icmp(&tu.in_key(), None, 56, 5000, 0).unwrap().dir,
+            Dir::Input
+        );
+        // Timer not re-armed: still due 60 s after creation.
+        assert_eq!(expires_in(&t, 5000), vec![55_000]);
+        assert_eq!(d.stats.slot(0).read().outpkts, 1);
+        assert_eq!(d.stats.slot(0).read().inpkts, 2);
     }
 
     #[test]
