@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use xvs_dataplane::conn::{ConnTable, NewConn};
 use xvs_dataplane::flow::{ConnTuple, proto};
-use xvs_dataplane::service::{
-    DestConf, DestState, FwdMode, PerWorkerCounters, ServiceState, Timeouts, TunConf,
-};
+use xvs_dataplane::service::{DestConf, DestState, FwdMode, ServiceState, Timeouts, TunConf};
 
 const T: Timeouts = Timeouts {
     tcp: 900,
@@ -86,9 +84,7 @@ fn setup(n: u64) -> Setup {
     let s = Setup {
         table,
         dest: Arc::new(DestState::new(&conf, 1)),
-        svc: Arc::new(ServiceState {
-            stats: PerWorkerCounters::new(1),
-        }),
+        svc: Arc::new(ServiceState::new(1)),
         n,
     };
     let t0 = Instant::now();

@@ -1413,7 +1413,7 @@ mod tests {
     use super::*;
     use crate::conn::TemplateKey;
     use crate::conn::state::{tcp, tcp_flags as tf};
-    use crate::service::{DestConf, PerWorkerCounters, ServiceConf, ServiceKey, svc_flags};
+    use crate::service::{DestConf, ServiceConf, ServiceKey, svc_flags};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -1441,9 +1441,7 @@ mod tests {
     }
 
     fn svc() -> Arc<ServiceState> {
-        Arc::new(ServiceState {
-            stats: PerWorkerCounters::new(4),
-        })
+        Arc::new(ServiceState::new(4))
     }
 
     fn tuple(proto_num: u8, c: &str, cport: u16) -> ConnTuple {
