@@ -1931,6 +1931,107 @@ mod tests {
     }
 
     #[test]
+    fn v6_template_and_fullnat() {
+        let t = ConnTable::with_bits(12, 100, 2).unwrap();
+        let (d, s) = (dest(1), svc());
+        let mut sc = psvc(64);
+        sc.key = ServiceKey::Inet {
+            proto: crate::service::Protocol::Tcp,
+            addr: ip("2001:db8::1"),
+            port: 80,
+        };
+        let tu = tuple(proto::TCP, "2001:db8:5:6:7:8:9:a", 3333);
+        let key = TemplateKey::new(&sc, proto::TCP, tu.caddr, tu.vaddr, 80);
+        let r = t
+            .template_create(&key, tu.daddr, 8080, Arc::clone(&d), 10_000, 0)
+            .unwrap();
+        let mut n = new_conn(tu, FwdMode::FullNat, &d, &s);
+        n.control = Some(r);
+        let h = t.create(n, 0, 1, &T).unwrap();
+        assert_eq!(t.port_layout().owner(h.tuple.lport), Some(1));
+        assert!(
+            t.lookup(&h.tuple.out_key(), tf::SYN | tf::ACK, 1, 1, 0, &T)
+                .is_some()
+        );
+        let other = ip("2001:db8:5:6:ffff::1");
+        let hit = t.template_lookup(&TemplateKey::new(&sc, proto::TCP, other, tu.vaddr, 80), 2);
+        let hit = hit.expect("same /64");
+        assert_eq!(hit.daddr, tu.daddr);
+        t.template_put(hit.tref);
+        let mixed = ConnTuple {
+            daddr: ip("10.0.0.2"),
+            ..tu
+        };
+        assert_eq!(
+            t.create(new_conn(mixed, FwdMode::Masq, &d, &s), 0, 0, &T)
+                .unwrap_err(),
+            ConnError::Family
+        );
+        assert_eq!(counts(&d), (1, 0, 1));
+    }
+
+    /// Two threads create, look up, remove and expire at once; no deadlock, and the dest's
+    /// counters end equal to what the table holds.
+    #[test]
+    fn concurrent_workers_keep_counts_consistent() {
+        let t = Arc::new(ConnTable::with_bits(8, 100_000, 2).unwrap());
+        let (d, s) = (dest(1), svc());
+        let sc = psvc(0xffff_0000);
+        let threads: Vec<_> = (0..2usize)
+            .map(|w| {
+                let (t, d, s, sc) = (Arc::clone(&t), Arc::clone(&d), Arc::clone(&s), sc.clone());
+                std::thread::spawn(move || {
+                    for i in 0..5000u32 {
+                        let now = u64::from(i) * 10;
+                        let c = format!("10.{}.{}.{}", w, (i / 250) % 256, i % 250);
+                        let mut tu = tuple(proto::TCP, &c, 2000 + (i % 7) as u16);
+                        tu.laddr = ip("10.255.0.1");
+                        let key = TemplateKey::new(&sc, proto::TCP, tu.caddr, tu.vaddr, 80);
+                        let tref = match t.template_lookup(&key, now) {
+                            Some(h) => h.tref,
+                            None => t
+                                .template_create(&key, tu.daddr, 8080, Arc::clone(&d), 5_000, now)
+                                .unwrap(),
+                        };
+                        let fwd = if i % 2 == 0 {
+                            FwdMode::FullNat
+                        } else {
+                            FwdMode::Masq
+                        };
+                        let mut n = new_conn(tu, fwd, &d, &s);
+                        n.control = Some(tref);
+                        let h = t.create(n, now, w, &T).unwrap();
+                        t.lookup(&h.tuple.out_key(), tf::SYN | tf::ACK, 1, now, 1 - w, &T);
+                        if i % 3 == 0 {
+                            t.remove(&tu.in_key());
+                        }
+                        t.expire(now, 8);
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        let (mut conns, mut tpls) = (0u32, 0u32);
+        t.for_each(0, |i| {
+            if i.template {
+                tpls += 1;
+            } else {
+                conns += 1;
+            }
+        });
+        let (a, ia, p) = counts(&d);
+        assert_eq!((a + ia, p), (conns, tpls));
+        assert_eq!(t.len(), (conns + tpls) as usize);
+        // Everything goes eventually, templates after the conns they control.
+        for k in 0..200 {
+            t.expire(10_000_000 + k * 100_000, 100_000);
+        }
+        assert_eq!((t.len(), counts(&d)), (0, (0, 0, 0)));
+    }
+
+    #[test]
     fn lost_race_uses_existing_conn() {
         let t = ConnTable::with_bits(12, 100, 2).unwrap();
         let (d, s) = (dest(1), svc());
