@@ -513,17 +513,14 @@ fn icmp(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), D
     };
     // The quoted packet travelled the other way: the error's conn is found by the inner key
     // reversed (an error from the client's side quotes a packet we sent to the client).
+    // ICMP never moves the conn's state or timer (ip_vs_in_icmp / ip_vs_out_icmp); it is
+    // only counted.
     let conns = &ctx.shared.conns;
+    let len = u32::try_from(info.l3_len).unwrap_or(u32::MAX);
+    let (now, w) = (ctx.now_ms, ctx.index);
     let hit = conns
-        .lookup(
-            &inner.reversed(),
-            0,
-            0,
-            ctx.now_ms,
-            ctx.index,
-            &ctx.snap.timeouts,
-        )
-        .or_else(|| conns.lookup(&inner, 0, 0, ctx.now_ms, ctx.index, &ctx.snap.timeouts))
+        .lookup_icmp(&inner.reversed(), None, len, now, w)
+        .or_else(|| conns.lookup_icmp(&inner, None, len, now, w))
         .ok_or(DropReason::IcmpNoConn)?;
     let fconn = FwdConn {
         tuple: hit.tuple,
