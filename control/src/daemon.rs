@@ -13,8 +13,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{SigSet, Signal};
@@ -68,10 +68,12 @@ fn group_gid(name: &str) -> anyhow::Result<nix::unistd::Gid> {
 
 /// Create the listening socket with the right mode and group.
 pub fn bind_socket(path: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
         }
     }
@@ -105,8 +107,8 @@ pub fn run_control(opts: &DaemonOpts, director: Arc<Director>, hooks: Hooks) -> 
     block_signals()?;
     let mut server = Server::new(director, hooks, opts.conn_tab_bits);
     if let Some(file) = &opts.restore {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let r = server.restore("xvsd", &text, true);
         if !r.messages.is_empty() || r.exit_code != 0 {
             for (m, l) in r.messages.iter().zip(&r.error_lines) {
@@ -142,7 +144,8 @@ pub fn run_control(opts: &DaemonOpts, director: Arc<Director>, hooks: Hooks) -> 
         opts.socket.display(),
         opts.conn_tab_bits
     );
-    server.serve(&listener, &shutdown);
+    let server = Arc::new(Mutex::new(server));
+    Server::serve(&server, &listener, &shutdown);
     drop(listener);
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use xvs_dataplane::director::{Director, ListCounters};
@@ -25,7 +25,7 @@ use xvs_dataplane::service::{Config, DestConf, ServiceConf, ServiceKey, svc_flag
 use crate::cli::names::Names;
 use crate::cli::parse::{self, Action};
 use crate::proto::{
-    self, Command, ConnRow, DestEntry, DestSpec, ErrorReply, Errno, Fwd, IPVS_VERSION_CODE,
+    self, Command, ConnRow, DestEntry, DestSpec, Errno, ErrorReply, Fwd, IPVS_VERSION_CODE,
     ListItem, Op, ProtoError, RequestBody, Response, ResponseBody, RestoreReport, ServiceEntry,
     ServiceSpec, Stats64, SvcKey, tun_type,
 };
@@ -57,6 +57,8 @@ impl std::fmt::Debug for Hooks {
 const LIST_CHUNK: usize = 1500;
 /// Conn rows per frame.
 const CONN_CHUNK: usize = 2500;
+/// Most clients served at once.
+pub const MAX_CLIENTS: usize = 64;
 /// Largest `-R` input accepted on one connection.
 const MAX_RESTORE: usize = 512 << 20;
 /// The kernel refuses timeouts above INT_MAX / HZ (HZ = 250 assumed).
@@ -264,7 +266,10 @@ fn apply_cmd(
             None => zeros.push(None),
         },
         Command::SetTimeouts { tcp, tcp_fin, udp } => {
-            if [*tcp, *tcp_fin, *udp].iter().any(|&t| t > MAX_KERNEL_TIMEOUT) {
+            if [*tcp, *tcp_fin, *udp]
+                .iter()
+                .any(|&t| t > MAX_KERNEL_TIMEOUT)
+            {
                 return Err(Errno::EINVAL);
             }
             if *tcp != 0 {
@@ -417,7 +422,10 @@ impl Server {
                 Action::Exec(c) => cmds.push((n + 1, c)),
                 Action::Exit(e) => {
                     report.messages = vec![if e.code == 0 {
-                        format!("{prog}: line {}: -h/-v are not supported in -R input\n", n + 1)
+                        format!(
+                            "{prog}: line {}: -h/-v are not supported in -R input\n",
+                            n + 1
+                        )
                     } else {
                         e.stderr
                     }];
@@ -465,7 +473,11 @@ impl Server {
         report
     }
 
-    fn list_items(&self, service: Option<&SvcKey>) -> Result<Vec<ListItem>, ErrorReply> {
+    fn list_items(
+        &self,
+        service: Option<&SvcKey>,
+        with_stats: bool,
+    ) -> Result<Vec<ListItem>, ErrorReply> {
         let mut items = Vec::new();
         let only = match service {
             Some(k) => Some(k.to_service_key().ok_or_else(no_such_service)?),
@@ -477,11 +489,14 @@ impl Server {
                 continue;
             }
             found = true;
-            let stats = self
-                .director
-                .service_counters(&s.key)
-                .map(|c| stats64(&c))
-                .unwrap_or_default();
+            let stats = if with_stats {
+                self.director
+                    .service_counters(&s.key)
+                    .map(|c| stats64(&c))
+                    .unwrap_or_default()
+            } else {
+                Stats64::default()
+            };
             items.push(ListItem::Service(ServiceEntry {
                 spec: service_spec(s),
                 stats,
@@ -497,7 +512,11 @@ impl Server {
                     activeconns: c.activeconns,
                     inactconns: c.inactconns,
                     persistconns: c.persistconns,
-                    stats: stats64(&c.counters),
+                    stats: if with_stats {
+                        stats64(&c.counters)
+                    } else {
+                        Stats64::default()
+                    },
                 }));
             }
         }
@@ -527,16 +546,21 @@ impl Server {
                     udp: t.udp,
                 }]
             }
-            RequestBody::List { service } => match self.list_items(service.as_ref()) {
-                Err(e) => vec![ResponseBody::Error(e)],
-                Ok(items) => chunked(items, LIST_CHUNK, |items, more| ResponseBody::List {
-                    items,
-                    more,
-                }),
-            },
+            RequestBody::List { service, stats } => {
+                match self.list_items(service.as_ref(), stats) {
+                    Err(e) => vec![ResponseBody::Error(e)],
+                    Ok(items) => chunked(items, LIST_CHUNK, |items, more| ResponseBody::List {
+                        items,
+                        more,
+                    }),
+                }
+            }
             RequestBody::GetConns => {
                 let rows = (self.hooks.conns)();
-                chunked(rows, CONN_CHUNK, |rows, more| ResponseBody::Conns { rows, more })
+                chunked(rows, CONN_CHUNK, |rows, more| ResponseBody::Conns {
+                    rows,
+                    more,
+                })
             }
             RequestBody::Restore { prog, chunk, last } => {
                 if pending.len() + chunk.len() > MAX_RESTORE {
@@ -556,10 +580,12 @@ impl Server {
         }
     }
 
-    /// Serve one client until it closes, times out or sends an oversized frame.
-    pub fn serve_connection(&mut self, mut s: UnixStream) {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+    /// Serve one client until it closes, times out or sends an oversized frame. Frames are
+    /// read without the lock; only answering a decoded request takes it, so a slow or silent
+    /// client never stalls the others.
+    pub fn serve_connection(server: &Mutex<Self>, mut s: UnixStream) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(30)));
         let mut pending = String::new();
         loop {
             let bytes = match proto::read_frame(&mut s) {
@@ -582,7 +608,11 @@ impl Server {
                     continue;
                 }
             };
-            for body in self.handle(req.body, &mut pending) {
+            let bodies = server
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .handle(req.body, &mut pending);
+            for body in bodies {
                 if proto::write_frame(&mut s, &Response::new(body)).is_err() {
                     return;
                 }
@@ -590,15 +620,33 @@ impl Server {
         }
     }
 
-    /// Accept and serve clients one at a time until `shutdown` is set (the setter then
-    /// connects once to wake `accept`).
-    pub fn serve(&mut self, listener: &UnixListener, shutdown: &AtomicBool) {
+    /// Accept clients (each served on its own thread, at most [`MAX_CLIENTS`] at once) until
+    /// `shutdown` is set (the setter then connects once to wake `accept`).
+    pub fn serve(server: &Arc<Mutex<Self>>, listener: &UnixListener, shutdown: &AtomicBool) {
+        let active = Arc::new(AtomicUsize::new(0));
         for stream in listener.incoming() {
             if shutdown.load(Ordering::SeqCst) {
                 break;
             }
             match stream {
-                Ok(s) => self.serve_connection(s),
+                Ok(mut s) => {
+                    if active.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                        let _ = proto::write_frame(&mut s, &Response::error("too many clients"));
+                        continue;
+                    }
+                    active.fetch_add(1, Ordering::SeqCst);
+                    let server = Arc::clone(server);
+                    let active2 = Arc::clone(&active);
+                    let spawned = std::thread::Builder::new()
+                        .name("xvsd-client".into())
+                        .spawn(move || {
+                            Self::serve_connection(&server, s);
+                            active2.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     eprintln!("xvsd: accept: {e}");
@@ -617,19 +665,19 @@ fn no_such_service() -> ErrorReply {
 }
 
 fn chunked<T>(
-    mut all: Vec<T>,
+    all: Vec<T>,
     per: usize,
     mk: impl Fn(Vec<T>, bool) -> ResponseBody,
 ) -> Vec<ResponseBody> {
     let mut out = Vec::new();
+    let mut it = all.into_iter().peekable();
     loop {
-        if all.len() <= per {
-            out.push(mk(all, false));
+        let chunk: Vec<T> = it.by_ref().take(per).collect();
+        let more = it.peek().is_some();
+        out.push(mk(chunk, more));
+        if !more {
             return out;
         }
-        let rest = all.split_off(per);
-        out.push(mk(all, true));
-        all = rest;
     }
 }
 
@@ -709,7 +757,10 @@ mod tests {
         let mut bad = svc(81);
         bad.sched_name = "nope".into();
         assert_eq!(e(s.exec(&Command::AddService(bad))), Errno::ENOENT);
-        assert_eq!(e(s.exec(&Command::EditDest(key(80), dest(1)))), Errno::ENOENT);
+        assert_eq!(
+            e(s.exec(&Command::EditDest(key(80), dest(1)))),
+            Errno::ENOENT
+        );
         let mut d = dest(1);
         d.l_threshold = 5;
         assert_eq!(e(s.exec(&Command::AddDest(key(80), d))), Errno::ERANGE);
@@ -754,7 +805,13 @@ mod tests {
         }
         assert_eq!(s.restore("x", &text, true).exit_code, 0);
         let mut pending = String::new();
-        let frames = s.handle(RequestBody::List { service: None }, &mut pending);
+        let frames = s.handle(
+            RequestBody::List {
+                service: None,
+                stats: true,
+            },
+            &mut pending,
+        );
         assert_eq!(frames.len(), 2);
         assert!(matches!(frames[0], ResponseBody::List { more: true, .. }));
     }

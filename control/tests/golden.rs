@@ -8,6 +8,14 @@
 //! derived from ipvsadm.c's printf formats and messages, not from xvsadm's output.
 //! Names: the daemon and the CLI read `tests/golden/hosts` and `tests/golden/services`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "test code: a failure should panic loudly"
+)]
+
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -195,8 +203,14 @@ fn xvsd_restore_file_then_list() {
          Prot LocalAddress:Port Scheduler Flags\n\
          \x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
          TCP  10.5.0.1:80 rr\n{}\n{}\n",
-        format_args!("  -> {:<28} {:<7} {:<6} {:<10} {:<10}", "10.5.1.1:80", "Masq", 4, 0, 0),
-        format_args!("  -> {:<28} {:<7} {:<6} {:<10} {:<10}", "10.5.1.2:80", "Masq", 1, 0, 0),
+        format_args!(
+            "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+            "10.5.1.1:80", "Masq", 4, 0, 0
+        ),
+        format_args!(
+            "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+            "10.5.1.2:80", "Masq", 1, 0, 0
+        ),
     );
     assert_eq!((out.as_str(), err.as_str(), code), (expect.as_str(), "", 0));
     let (out, _, _) = xvsadm(&d.sock, &argv("ipvsadm -L --timeout"), "");
@@ -208,7 +222,11 @@ fn xvsd_restore_file_then_list() {
 fn xvsd_bad_restore_file_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rules");
-    std::fs::write(&file, "-A -t 10.5.0.1:80 -s rr\n\n-a -t 10.5.0.1:80 -r 10.5.1.1 -w x\n").unwrap();
+    std::fs::write(
+        &file,
+        "-A -t 10.5.0.1:80 -s rr\n\n-a -t 10.5.0.1:80 -r 10.5.1.1 -w x\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xvsd"))
         .arg("--socket")
         .arg(dir.path().join("s"))
@@ -241,7 +259,10 @@ fn no_daemon_is_exit_2() {
     let argv: Vec<String> = ["ipvsadm", "-Ln"].iter().map(|s| (*s).to_owned()).collect();
     let (out, err, code) = xvsadm(Path::new("/nonexistent/xvs.sock"), &argv, "");
     assert_eq!((out.as_str(), code), ("", 2));
-    assert!(err.starts_with("Can't initialize ipvs: No such file or directory\n"), "{err}");
+    assert!(
+        err.starts_with("Can't initialize ipvs: No such file or directory\n"),
+        "{err}"
+    );
     // -h needs no daemon.
     let argv: Vec<String> = ["ipvsadm", "-h"].iter().map(|s| (*s).to_owned()).collect();
     let (out, _, code) = xvsadm(Path::new("/nonexistent/xvs.sock"), &argv, "");

@@ -504,10 +504,8 @@ pub fn list_all(
     names: &Names,
 ) -> String {
     let mut out = String::new();
-    if format & fmt::RULE == 0 {
-        if let Some(h) = header_line {
-            out.push_str(h);
-        }
+    if let Some(h) = header_line.filter(|_| format & fmt::RULE == 0) {
+        out.push_str(h);
     }
     let mut order: Vec<&(ServiceEntry, Vec<DestEntry>)> = services.iter().collect();
     if format & fmt::NOSORT == 0 {
@@ -568,7 +566,11 @@ pub fn conns(rows: &[ConnRow], format: u32, names: &Names) -> String {
                 );
             }
             _ => {
-                let _ = writeln!(out, "{proto:<3} {exp:<6} {:<11} {c:<18} {v:<18} {d}", r.state);
+                let _ = writeln!(
+                    out,
+                    "{proto:<3} {exp:<6} {:<11} {c:<18} {v:<18} {d}",
+                    r.state
+                );
             }
         }
     }
@@ -631,13 +633,9 @@ pub fn cmp_services(s1: &ServiceSpec, s2: &ServiceSpec) -> i32 {
     let parts = |s: &ServiceSpec| -> (u32, i32, i32, IpAddr, i32) {
         let af = if s.key.is_v6() { 10 } else { 2 };
         match s.key {
-            SvcKey::Fwmark { mark, .. } => (
-                mark,
-                af,
-                6,
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                0,
-            ),
+            SvcKey::Fwmark { mark, .. } => {
+                (mark, af, 6, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
+            }
             SvcKey::Inet { proto, addr, port } => (0, af, i32::from(proto), addr, i32::from(port)),
         }
     };

@@ -50,7 +50,10 @@ pub fn take_socket_arg(argv: &mut Vec<String>) -> PathBuf {
     }
     found
         .or_else(|| std::env::var("XVS_SOCKET").ok())
-        .map_or_else(|| PathBuf::from(crate::proto::DEFAULT_SOCKET), PathBuf::from)
+        .map_or_else(
+            || PathBuf::from(crate::proto::DEFAULT_SOCKET),
+            PathBuf::from,
+        )
 }
 
 /// Group a flat listing into services with their dests.
@@ -156,7 +159,10 @@ fn execute(
                     } => (version_code, conn_tab_size),
                     _ => return Err(ProtoError::Unexpected),
                 };
-                let items = match client.list(None)? {
+                let items = match client.list(
+                    None,
+                    format & (parse::fmt::STATS | parse::fmt::RATE) != 0 || json,
+                )? {
                     Ok(i) => i,
                     Err(e) => return Ok(list_error(&e.message)),
                 };
@@ -168,7 +174,10 @@ fn execute(
                 Ok(ok(format::list_all(&list, format, Some(&h), names)))
             }
             ListWhat::Service(k) => {
-                let items = match client.list(Some(k))? {
+                let items = match client.list(
+                    Some(k),
+                    format & (parse::fmt::STATS | parse::fmt::RATE) != 0 || json,
+                )? {
                     Ok(i) => i,
                     Err(e) => return Ok(list_error(&e.message)),
                 };
@@ -206,14 +215,14 @@ fn execute(
             ListWhat::Daemon => Ok(ok(if json { "[]\n".into() } else { String::new() })),
         },
         Action::Save { format } => {
-            let items = match client.list(None)? {
+            let items = match client.list(None, false)? {
                 Ok(i) => i,
                 Err(e) => return Ok(list_error(&e.message)),
             };
             Ok(ok(format::list_all(&group(items), format, None, names)))
         }
         Action::GetLaddr { service, format } => {
-            let items = match client.list(service)? {
+            let items = match client.list(service, false)? {
                 Ok(i) => i,
                 Err(e) => return Ok(list_error(&e.message)),
             };

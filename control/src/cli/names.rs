@@ -153,7 +153,9 @@ impl Names {
     #[must_use]
     pub fn system() -> Self {
         let hosts_override = std::env::var("XVS_HOSTS_FILE").ok();
-        let hosts_path = hosts_override.clone().unwrap_or_else(|| "/etc/hosts".into());
+        let hosts_path = hosts_override
+            .clone()
+            .unwrap_or_else(|| "/etc/hosts".into());
         let services_path =
             std::env::var("XVS_SERVICES_FILE").unwrap_or_else(|_| "/etc/services".into());
         let hosts = std::fs::read_to_string(hosts_path).unwrap_or_default();
@@ -206,10 +208,10 @@ impl Names {
     #[must_use]
     pub fn host_to_addr(&self, name: &str) -> Option<Ipv4Addr> {
         for (addr, names) in &self.hosts {
-            if let IpAddr::V4(a) = addr {
-                if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                    return Some(*a);
-                }
+            if let IpAddr::V4(a) = addr
+                && names.iter().any(|n| n.eq_ignore_ascii_case(name))
+            {
+                return Some(*a);
             }
         }
         if !self.use_resolver || name.is_empty() {

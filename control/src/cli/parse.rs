@@ -16,6 +16,11 @@
 //! and `--json` on `-L`.
 //! Never: panic on any argument vector.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "every cast follows a string_to_number/strtol range check that makes it exact"
+)]
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::names::{Names, atoi, inet_aton, string_to_number, strtol_full};
@@ -717,7 +722,9 @@ fn parse_sched_flags(sched: &str, arg: &str) -> Result<u32, CliExit> {
         };
         flags |= bit;
         if only.is_some_and(|s| s != sched) {
-            return Err(CliExit::fail(format!("incompatible scheduler flag `{flag}'")));
+            return Err(CliExit::fail(format!(
+                "incompatible scheduler flag `{flag}'"
+            )));
         }
     }
     if !any {
@@ -1041,7 +1048,9 @@ fn parse_inner(argv: &[String], reading_stdin: bool, names: &Names) -> Result<Ac
                 st.dest.addr = t.addr;
                 st.dest.port = t.port;
                 if parse & SERVICE_ADDR == 0 {
-                    return Err(CliExit::fail("illegal real server address[:port] specified"));
+                    return Err(CliExit::fail(
+                        "illegal real server address[:port] specified",
+                    ));
                 }
                 if parse == SERVICE_ADDR {
                     st.dest.port = st.svc.port;
@@ -1141,10 +1150,7 @@ fn parse_inner(argv: &[String], reading_stdin: bool, names: &Names) -> Result<Ac
                     {
                         return Err(CliExit::fail(format!("invalid IPv6 mcast-group `{a}'")));
                     }
-                } else if !a
-                    .parse::<Ipv4Addr>()
-                    .is_ok_and(|x| x.is_multicast())
-                {
+                } else if !a.parse::<Ipv4Addr>().is_ok_and(|x| x.is_multicast()) {
                     return Err(CliExit::fail(format!("invalid IPv4 mcast-group `{a}'")));
                 }
             }
@@ -1204,7 +1210,12 @@ fn parse_inner(argv: &[String], reading_stdin: bool, names: &Names) -> Result<Ac
                 set_option(&mut st, optc::JSON)?;
                 st.json = true;
             }
-            _ => return Err(CliExit::fail(format!("invalid option `{}'", popt.bad("").bad))),
+            _ => {
+                return Err(CliExit::fail(format!(
+                    "invalid option `{}'",
+                    popt.bad("").bad
+                )));
+            }
         }
     }
 
@@ -1410,7 +1421,8 @@ mod tests {
         assert_eq!(s.sched_name, "wlc");
         assert_eq!(s.timeout_s, 360);
         assert_eq!(s.netmask, 0xffff_ffff);
-        let Action::Exec(Command::AddService(s)) = p("ipvsadm -A -t 10.0.0.1:80 -p600 -s rr") else {
+        let Action::Exec(Command::AddService(s)) = p("ipvsadm -A -t 10.0.0.1:80 -p600 -s rr")
+        else {
             panic!()
         };
         assert_eq!((s.timeout_s, s.sched_name.as_str()), (600, "rr"));
@@ -1423,12 +1435,14 @@ mod tests {
 
     #[test]
     fn dest_port_follows_service_for_dr_and_tun() {
-        let Action::Exec(Command::AddDest(_, d)) = p("ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:8080 -g")
+        let Action::Exec(Command::AddDest(_, d)) =
+            p("ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:8080 -g")
         else {
             panic!()
         };
         assert_eq!(d.port, 80);
-        let Action::Exec(Command::AddDest(_, d)) = p("ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:8080 -m")
+        let Action::Exec(Command::AddDest(_, d)) =
+            p("ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:8080 -m")
         else {
             panic!()
         };
@@ -1454,10 +1468,7 @@ mod tests {
             exit("ipvsadm -A -t 1.2.3.4").stderr,
             "Zero port specified for non-persistent service\n"
         );
-        assert_eq!(
-            exit("ipvsadm -A -D").stderr,
-            "invalid option `-D'\n"
-        );
+        assert_eq!(exit("ipvsadm -A -D").stderr, "invalid option `-D'\n");
         assert_eq!(
             exit("ipvsadm -a -t 1.2.3.4:80").stderr,
             "You need to supply the 'real-server' option for the 'add-server' command\n"
@@ -1494,7 +1505,8 @@ mod tests {
         };
         assert_eq!(s.key, SvcKey::Fwmark { v6: true, mark: 5 });
         assert_eq!(s.netmask, 64);
-        let Action::Exec(Command::AddDest(k, d)) = p("ipvsadm -a -t [2001:db8::1]:80 -r 2001:db8::2 -m")
+        let Action::Exec(Command::AddDest(k, d)) =
+            p("ipvsadm -a -t [2001:db8::1]:80 -r 2001:db8::2 -m")
         else {
             panic!()
         };
