@@ -675,6 +675,8 @@ impl PacketIo for AfXdp {
     #[inline]
     fn tx_burst(&mut self, descs: &[Desc]) -> usize {
         let mut done = 0;
+        // Ports (below 64) that got frames in this burst and need a kick.
+        let mut touched = 0u64;
         while done < descs.len() {
             let port = descs[done].port;
             let mut end = done;
@@ -693,11 +695,23 @@ impl PacketIo for AfXdp {
             let n = p.xsk.transmit(&descs[done..end]);
             if n > 0 {
                 p.tx_outstanding += n;
-                Self::kick(p);
+                // One kick per port per burst, after all its runs are queued: a burst that
+                // alternates ports (NAT both ways) must not cost a syscall per run.
+                match 1u64.checked_shl(u32::from(port)) {
+                    Some(bit) => touched |= bit,
+                    None => Self::kick(p),
+                }
             }
             done += n;
             if done < end {
                 break; // TX ring full: the caller recycles the rest.
+            }
+        }
+        while touched != 0 {
+            let i = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            if let Some(p) = self.ports.get_mut(i) {
+                Self::kick(p);
             }
         }
         self.held -= done;
