@@ -17,6 +17,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use libxdp_sys as xdp;
 
@@ -419,10 +420,11 @@ impl Xsk {
     /// Whether the TX ring still holds entries the kernel has not consumed.
     #[inline]
     pub(super) fn tx_pending(&self) -> bool {
-        // SAFETY: `consumer` points at the kernel-updated consumer index of the live mapped TX
-        // ring; a racy read only delays a kick by one loop turn.
-        let cons = unsafe { self.tx.consumer.read_volatile() };
-        cons != self.tx.cached_prod
+        // SAFETY: `consumer` points at the aligned u32 consumer index of the live mapped TX
+        // ring, which the kernel only ever updates atomically (it is shared memory, as libxdp's
+        // own `__atomic_load_n(r->consumer, __ATOMIC_ACQUIRE)` assumes).
+        let cons = unsafe { AtomicU32::from_ptr(self.tx.consumer) };
+        cons.load(Ordering::Acquire) != self.tx.cached_prod
     }
 
     /// Ask the kernel to transmit (copy mode sends at most 32 frames per call). Returns true
