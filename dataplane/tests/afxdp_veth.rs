@@ -771,3 +771,37 @@ fn afxdp_tx_ring_full_accepts_a_prefix_and_nothing_leaks() {
     assert_eq!(c.free + c.fill, c.total, "{c:?}");
     assert_eq!(io.xsk_stats(0).expect("stats").tx_invalid_descs, 0);
 }
+
+/// Closing and reopening at once (a restart) works: EBUSY right after a close is retried.
+#[test]
+fn afxdp_reopen_right_after_close() {
+    if !privileged("afxdp_reopen_right_after_close") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("r");
+    let ports = [
+        PortConf {
+            ifname: topo.ifname("f0"),
+            queue: 0,
+        },
+        PortConf {
+            ifname: topo.ifname("f1"),
+            queue: 0,
+        },
+    ];
+    for round in 0..5 {
+        let io =
+            AfXdp::open(&ports, &opts()).unwrap_or_else(|e| panic!("reopen round {round}: {e}"));
+        assert!(
+            io.reclaimed().is_empty(),
+            "round {round}: nothing stale after a clean close"
+        );
+        drop(io);
+    }
+    for pc in &ports {
+        assert!(xdp_programs(&pc.ifname).unwrap().is_empty());
+    }
+}
