@@ -514,6 +514,26 @@ impl Drop for Xsk {
 // Interfaces, XDP programs, limits
 // ---------------------------------------------------------------------------------------------
 
+/// Build the `poll` set for `fds` (POLLIN on each).
+pub(super) fn pollfds(fds: &[i32]) -> Vec<libc::pollfd> {
+    fds.iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect()
+}
+
+/// Sleep until one of `set` is readable or `timeout_ms` passes; true if something is readable.
+pub(super) fn poll_in(set: &mut [libc::pollfd], timeout_ms: i32) -> bool {
+    let n = libc::nfds_t::try_from(set.len()).unwrap_or(0);
+    // SAFETY: `set` is a valid, exclusively borrowed array of `n` pollfd structs that poll may
+    // write `revents` into.
+    let r = unsafe { libc::poll(set.as_mut_ptr(), n, timeout_ms) };
+    r > 0
+}
+
 /// `if_nametoindex`, or `None` if there is no such interface in this network namespace.
 pub(super) fn ifindex(name: &CStr) -> Option<u32> {
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
