@@ -285,6 +285,7 @@ pub struct AfXdp {
     bad_descs: u64,
     reclaimed: Vec<String>,
     scratch: [u64; BATCH],
+    pollset: Vec<libc::pollfd>,
 }
 
 fn sys_err(op: &'static str, ifname: &str, source: std::io::Error) -> IoError {
@@ -402,7 +403,9 @@ impl AfXdp {
         let mut free = Vec::with_capacity(total);
         // Highest chunk first so the first frames handed out are the lowest addresses.
         free.extend((0..total as u64).rev().map(|i| i * CHUNK_SIZE as u64));
+        let fds: Vec<i32> = out.iter().map(|p| p.xsk.fd()).collect();
         let mut me = Self {
+            pollset: sys::pollfds(&fds),
             ports: out,
             _umem: umem,
             area,
@@ -512,11 +515,18 @@ impl AfXdp {
         })
     }
 
-    /// The sockets' file descriptors, for an adaptive worker that sleeps in `poll(POLLIN)` when
-    /// idle (call `service()` before sleeping so the fill rings are full).
+    /// The sockets' file descriptors, for a worker that wants to `poll` them with other fds.
     #[must_use]
     pub fn fds(&self) -> Vec<i32> {
         self.ports.iter().map(|p| p.xsk.fd()).collect()
+    }
+
+    /// Idle wait for an adaptive worker: sleep in `poll(POLLIN)` on every socket until a frame
+    /// arrives or `timeout_ms` passes (one syscall, no allocation). Returns true if a socket is
+    /// readable. Call `service()` first so the fill rings are full while sleeping; the kernel
+    /// keeps delivering into them and wakes the poller.
+    pub fn wait_rx(&mut self, timeout_ms: i32) -> bool {
+        sys::poll_in(&mut self.pollset, timeout_ms)
     }
 
     /// Whether `d` is a non-empty packet lying entirely inside one of our chunks: exactly what
@@ -675,6 +685,8 @@ impl PacketIo for AfXdp {
     #[inline]
     fn tx_burst(&mut self, descs: &[Desc]) -> usize {
         let mut done = 0;
+        // Ports (below 64) that got frames in this burst and need a kick.
+        let mut touched = 0u64;
         while done < descs.len() {
             let port = descs[done].port;
             let mut end = done;
@@ -693,11 +705,23 @@ impl PacketIo for AfXdp {
             let n = p.xsk.transmit(&descs[done..end]);
             if n > 0 {
                 p.tx_outstanding += n;
-                Self::kick(p);
+                // One kick per port per burst, after all its runs are queued: a burst that
+                // alternates ports (NAT both ways) must not cost a syscall per run.
+                match 1u64.checked_shl(u32::from(port)) {
+                    Some(bit) => touched |= bit,
+                    None => Self::kick(p),
+                }
             }
             done += n;
             if done < end {
                 break; // TX ring full: the caller recycles the rest.
+            }
+        }
+        while touched != 0 {
+            let i = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            if let Some(p) = self.ports.get_mut(i) {
+                Self::kick(p);
             }
         }
         self.held -= done;
