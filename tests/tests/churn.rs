@@ -2,6 +2,10 @@
 //! service are added, edited and removed and the service itself is edited: every byte
 //! arrives, no reset on either side, and new connections follow the changing dest set.
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, wait_for};

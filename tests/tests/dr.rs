@@ -3,6 +3,10 @@
 //! of the client's packets, and the servers answer the client directly (the replies never
 //! cross xvsd, so `-Ln --stats` counts only inbound packets).
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, row};

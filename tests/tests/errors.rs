@@ -2,6 +2,10 @@
 //! second xvsd on an interface another xvsd already serves, and an interface that does not
 //! exist. The first daemon keeps working after the second one failed.
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

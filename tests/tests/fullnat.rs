@@ -3,6 +3,10 @@
 //! address (LIP) of the director as the source and answer it, not the client, and xvsd
 //! answers ARP/ND for the LIP.
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, row};

@@ -2,6 +2,10 @@
 //! weight 0 (`-e ... -w 0`) quiesces a real server: it gets no new connections while an
 //! established one keeps working.
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -3,6 +3,10 @@
 //! seconds of steady traffic, and conns in their TCP states (ESTABLISHED for an open one,
 //! TIME_WAIT / CLOSE for finished ones).
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, row, wait_for};

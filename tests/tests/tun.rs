@@ -12,6 +12,10 @@
 //!    tunnel driver had. The server holds the VIPs on lo (arp_ignore/arp_announce as for DR)
 //!    and answers the client directly, never through xvsd.
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 

@@ -3,6 +3,10 @@
 //! with DR as it is meant for): every datagram of one flow is scheduled on its own, so rr
 //! spreads them over the servers, and no conn is kept.
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, count_lines, row};

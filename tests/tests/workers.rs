@@ -4,6 +4,10 @@
 //! (the client's and the bridge's transmit hashes), so many replies land on the other
 //! worker's queue than the one that created the conn, and must still be translated.
 
+// Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
+// failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, row};
