@@ -56,7 +56,7 @@ fn two_workers_translate_replies_arriving_on_the_other_queue() {
     let out = lab
         .client
         .sh(&format!(
-            "for i in $(seq {n}); do curl -sS --max-time 5 --noproxy '*' \
+            "for i in $(seq {n}); do curl -sS --max-time 10 --noproxy '*' \
              http://198.18.1.100:80/id || echo FAIL; done"
         ))
         .unwrap_or_else(|e| panic!("{e}\n{}", xvsd.log()));
