@@ -2,8 +2,8 @@
 //! queue N of both director interfaces, so which worker sees a frame is decided by the
 //! sender's transmit queue. Two tests:
 //! - By construction (XPS pins the client's frames to queue 0 and the servers' frames,
-//!   replies included, to queue 1): worker 0 creates every NAT conn and worker 1 translates
-//!   every reply; all connections complete, and the per-queue XDP counters prove the split.
+//!   replies included, to queue 1): worker 0 creates every conn and worker 1 translates every
+//!   reply, for NAT and for FULLNAT; all connections complete, and the per-queue XDP counters prove the split.
 //! - Free spreading (transmit hashes pick the queues): 50 connections all complete and both
 //!   workers received traffic on both interfaces.
 
@@ -129,11 +129,9 @@ fn pin_tx_queue(ns: &Netns, ifname: &str, q: usize) {
     }
 }
 
-#[test]
-fn every_reply_on_the_other_workers_queue_still_flows() {
-    if !can_run("every_reply_on_the_other_workers_queue_still_flows") {
-        return;
-    }
+/// Conns created by worker 0, every reply handled by worker 1; `fwd` is the xvsadm
+/// forwarding flag (`-m` or `--fullnat`, the latter with a local address).
+fn cross_workers(fwd: &str) {
     let lab = Lab::two_segments(2, 2).unwrap();
     // By construction: the client's frames reach the director on d0 queue 0 (worker 0, which
     // creates every conn), the servers' frames, replies included, on d1 queue 1 (worker 1).
@@ -178,4 +176,20 @@ fn every_reply_on_the_other_workers_queue_still_flows() {
         d1[1] >= 3 * n as u64 && d1[0] == 0,
         "d1 per-queue redirects {d1:?}"
     );
+}
+
+#[test]
+fn nat_replies_on_the_other_workers_queue_still_flow() {
+    if !can_run("nat_replies_on_the_other_workers_queue_still_flow") {
+        return;
+    }
+    cross_workers("-m");
+}
+
+#[test]
+fn fullnat_replies_on_the_other_workers_queue_still_flow() {
+    if !can_run("fullnat_replies_on_the_other_workers_queue_still_flow") {
+        return;
+    }
+    cross_workers("--fullnat");
 }
