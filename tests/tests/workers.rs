@@ -3,7 +3,8 @@
 //! sender's transmit queue. Two tests:
 //! - By construction (XPS pins the client's frames to queue 0 and the servers' frames,
 //!   replies included, to queue 1): worker 0 creates every conn and worker 1 translates every
-//!   reply, for NAT and for FULLNAT; all connections complete, and the per-queue XDP counters prove the split.
+//!   reply, for NAT and for FULLNAT; all connections complete, and the per-queue XDP
+//!   counters prove the split.
 //! - Free spreading (transmit hashes pick the queues): 50 connections all complete and both
 //!   workers received traffic on both interfaces.
 
@@ -142,6 +143,10 @@ fn cross_workers(fwd: &str) {
     let xvsd = Xvsd::start(&lab, &dir, &["--workers", "2", "--xdp-mode", "native"]).unwrap();
     xvsd.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])
         .unwrap();
+    if fwd == "--fullnat" {
+        xvsd.adm_ok(&["--add-laddr", "-t", "198.18.1.100:80", "-z", "198.18.2.200"])
+            .unwrap();
+    }
     for (v4, _) in &lab.server_ips {
         xvsd.adm_ok(&[
             "-a",
@@ -149,7 +154,7 @@ fn cross_workers(fwd: &str) {
             "198.18.1.100:80",
             "-r",
             &format!("{v4}:8080"),
-            "-m",
+            fwd,
         ])
         .unwrap();
     }
@@ -165,6 +170,13 @@ fn cross_workers(fwd: &str) {
     // One worker schedules every conn: exact rr.
     assert_eq!(out.lines().filter(|l| *l == "r0").count(), n / 2, "{out}");
     assert_eq!(out.lines().filter(|l| *l == "r1").count(), n / 2, "{out}");
+    if fwd == "--fullnat" {
+        let log = std::fs::read_to_string(dir.join("http0.log")).unwrap();
+        assert!(
+            log.contains("198.18.2.200"),
+            "FULLNAT: the LIP is the source: {log}"
+        );
+    }
     let (d0, d1) = (redirects(&lab, "d0"), redirects(&lab, "d1"));
     // Each connection: at least SYN, ACK, request, FIN, ACK from the client and SYN-ACK,
     // response, FIN from the server.
