@@ -1,6 +1,7 @@
 //! End to end: xvsd refuses what it cannot serve with a clear message and exit status 1: a
-//! second xvsd on an interface another xvsd already serves, and an interface that does not
-//! exist. The first daemon keeps working after the second one failed.
+//! second xvsd on an interface another xvsd already serves, an interface that does not
+//! exist, and missing privileges. The first daemon keeps working after the second one
+//! failed.
 
 // Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
 // failed test.
@@ -9,17 +10,29 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use xvs_tests::{Lab, TempDir, Xvsd, bin, can_run};
+use xvs_tests::{Lab, TempDir, Xvsd, bin, can_run, run};
 
 /// Run xvsd in the director namespace with `args`, killing it after `timeout`; returns
 /// (exit code, stderr+stdout). A daemon still running at the timeout is a failure.
 fn xvsd_exit(lab: &Lab, dir: &TempDir, args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    xvsd_exit_as(lab, dir, &[], args, timeout)
+}
+
+/// [`xvsd_exit`] with `wrap` (e.g. `setpriv ...`) in front of the xvsd command.
+fn xvsd_exit_as(
+    lab: &Lab,
+    dir: &TempDir,
+    wrap: &[&str],
+    args: &[&str],
+    timeout: Duration,
+) -> (Option<i32>, String) {
     let xvsd = bin("xvsd").unwrap();
     let log = dir.join("second.log");
     let f = std::fs::File::create(&log).unwrap();
     let sock = dir.join("second.sock");
     let mut child = Command::new("ip")
         .args(["netns", "exec", &lab.director.name])
+        .args(wrap)
         .arg(&xvsd)
         .arg("--socket")
         .arg(&sock)
@@ -111,4 +124,40 @@ fn a_missing_interface_fails_clearly() {
     );
     // Nothing left behind: no control socket.
     assert!(!dir.join("second.sock").exists());
+}
+
+#[test]
+fn missing_privileges_fail_clearly() {
+    if !can_run("missing_privileges_fail_clearly") {
+        return;
+    }
+    let lab = Lab::two_segments(0, 1).unwrap();
+    let dir = TempDir::new("errpriv").unwrap();
+    // nobody, no capabilities; the temp dir is root's, so give the socket a writable home.
+    run("chmod", &["1777", &dir.0.display().to_string()]).unwrap();
+    let (code, out) = xvsd_exit_as(
+        &lab,
+        &dir,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+        &[
+            "--iface",
+            "d0",
+            "--addr",
+            "d0=198.18.1.1/24",
+            "--workers",
+            "1",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("xvsd:") && out.contains("d0") && out.contains("root"),
+        "the error names the interface and what is missing: {out}"
+    );
 }
