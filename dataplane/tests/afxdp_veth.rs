@@ -9,13 +9,15 @@
 //! Checks: UDP and a 1 MiB TCP echo pass in both directions (ARP too: libxdp's program takes it and the
 //! forwarder passes it on), every received frame starts `HEADROOM` bytes into its chunk, no
 //! frame leaks (`free + in_flight == total`, nothing held, TX drained), a second socket on the
-//! same queue is refused as busy, the XDP program is detached on drop, and a program left by a
-//! killed process is reclaimed by the next open.
+//! same queue is refused as busy, the XDP program is detached on drop, a program left by a
+//! killed process is reclaimed by the next open, and a locked-memory shortage is explained.
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_BPF). Without it the tests print a loud SKIP and pass, except
 //! under CI (`CI=true`), where they fail. Every namespace, veth and process is removed on
 //! success, failure and panic (`Topo`'s `Drop`).
 #![cfg(feature = "afxdp")]
+// Helpers shared by the tests panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -44,8 +46,13 @@ fn privileged(test: &str) -> bool {
         std::env::var("CI").as_deref() != Ok("true"),
         "{test}: needs root (CAP_NET_ADMIN, CAP_BPF) and CI=true: refusing to skip"
     );
-    eprintln!(
-        "\n!!!!!!!! SKIP {test}: not root; AF_XDP needs CAP_NET_ADMIN and CAP_BPF !!!!!!!!\n"
+    // Straight to the process's stderr: libtest's capture would hide an `eprintln!`.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!(
+            "\n!!!!!!!! SKIP {test}: not root; AF_XDP needs CAP_NET_ADMIN and CAP_BPF !!!!!!!!\n"
+        )
+        .as_bytes(),
     );
     false
 }
@@ -71,6 +78,12 @@ struct Topo {
 
 impl Topo {
     fn new(tag: &str) -> Self {
+        Self::with_queues(tag, 1)
+    }
+
+    /// Like `new`, with `queues` RX/TX queues on every veth.
+    fn with_queues(tag: &str, queues: u32) -> Self {
+        let q = queues.to_string();
         let p = format!("x{tag}{:05}", std::process::id() % 100_000);
         let t = Self {
             p,
@@ -84,7 +97,23 @@ impl Topo {
             let inner = t.ifname(&format!("{side}0"));
             let outer = t.ifname(if side == "c" { "f0" } else { "f1" });
             sh(&[
-                "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+                "ip",
+                "link",
+                "add",
+                &inner,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &outer,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
             ]);
             sh(&["ip", "link", "set", &inner, "netns", ns]);
             sh(&[
@@ -147,12 +176,14 @@ struct Seen {
     frames: u64,
     min_headroom: usize,
     max_headroom: usize,
+    per_port: Vec<u64>,
 }
 
-/// L2 forwarder: every frame received on port p leaves on port 1-p unchanged.
-fn forward(io: &mut AfXdp, stop: &AtomicBool) -> Seen {
+/// L2 forwarder: every frame received on port p leaves on port `p ^ xor` unchanged.
+fn forward(io: &mut AfXdp, stop: &AtomicBool, xor: u16) -> Seen {
     let mut seen = Seen {
         min_headroom: usize::MAX,
+        per_port: vec![0; io.ports()],
         ..Seen::default()
     };
     let mut descs = [Desc::default(); BATCH];
@@ -161,7 +192,8 @@ fn forward(io: &mut AfXdp, stop: &AtomicBool) -> Seen {
         for d in &mut descs[..n] {
             seen.min_headroom = seen.min_headroom.min(d.headroom());
             seen.max_headroom = seen.max_headroom.max(d.headroom());
-            d.port ^= 1;
+            seen.per_port[usize::from(d.port)] += 1;
+            d.port ^= xor;
         }
         seen.frames += n as u64;
         let sent = io.tx_burst(&descs[..n]);
@@ -263,10 +295,26 @@ fn afxdp_veth_forwards_without_leaks() {
     if !privileged("afxdp_veth_forwards_without_leaks") {
         return;
     }
+    forwards_without_leaks(XdpMode::Native, "a");
+}
+
+#[test]
+fn afxdp_veth_forwards_without_leaks_skb_mode() {
+    if !privileged("afxdp_veth_forwards_without_leaks_skb_mode") {
+        return;
+    }
+    forwards_without_leaks(XdpMode::Skb, "k");
+}
+
+fn forwards_without_leaks(mode: XdpMode, tag: &str) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut topo = Topo::new("a");
+    let opts = || AfXdpOpts {
+        xdp_mode: mode,
+        ..opts()
+    };
+    let mut topo = Topo::new(tag);
     let ports = [
         PortConf {
             ifname: topo.ifname("f0"),
@@ -298,7 +346,7 @@ fn afxdp_veth_forwards_without_leaks() {
 
     let stop = AtomicBool::new(false);
     let (tcp, udp, seen) = std::thread::scope(|s| {
-        let fwd = s.spawn(|| forward(&mut io, &stop));
+        let fwd = s.spawn(|| forward(&mut io, &stop, 1));
         let (cns, sns) = (topo.ns("c"), topo.ns("s"));
         let mut server = Command::new("ip")
             .args([
@@ -362,7 +410,7 @@ fn afxdp_veth_forwards_without_leaks() {
         seen.frames
     );
     eprintln!(
-        "forwarded {} frames; headroom min {} max {}",
+        "{mode:?}: forwarded {} frames; headroom min {} max {}",
         seen.frames, seen.min_headroom, seen.max_headroom
     );
     assert_eq!((seen.min_headroom, seen.max_headroom), (HEADROOM, HEADROOM));
@@ -400,7 +448,13 @@ fn afxdp_child_helper() {
     let Ok(ifname) = std::env::var("XVS_AFXDP_CHILD_IF") else {
         return;
     };
-    let io = AfXdp::open(&[PortConf { ifname, queue: 0 }], &opts()).expect("child open");
+    let io = match AfXdp::open(&[PortConf { ifname, queue: 0 }], &opts()) {
+        Ok(io) => io,
+        Err(e) => {
+            println!("XVS-CHILD-ERROR: {e}");
+            return;
+        }
+    };
     println!("XVS-CHILD-READY");
     std::thread::sleep(Duration::from_secs(60));
     drop(io);
@@ -477,4 +531,243 @@ fn afxdp_stale_program_is_reclaimed() {
         xdp_programs(&f0).unwrap().is_empty(),
         "fresh program detached on drop"
     );
+}
+
+#[test]
+fn afxdp_memlock_error_is_explained() {
+    if !privileged("afxdp_memlock_error_is_explained") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("m");
+    // Without CAP_IPC_LOCK and CAP_SYS_RESOURCE, with a 1 MiB locked-memory limit, a 16 MiB
+    // UMEM cannot be registered.
+    let exe = std::env::current_exe().expect("test binary");
+    let out = Command::new("setpriv")
+        .args([
+            "--inh-caps=-ipc_lock,-sys_resource",
+            "--bounding-set=-ipc_lock,-sys_resource",
+        ])
+        .args(["prlimit", "--memlock=1048576:1048576", "--"])
+        .arg(exe)
+        .args([
+            "--exact",
+            "afxdp_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XVS_AFXDP_CHILD_IF", topo.ifname("f0"))
+        .output()
+        .expect("run the child under setpriv");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("XVS-CHILD-"))
+        .unwrap_or("");
+    assert!(
+        line.contains("locked-memory limit is 1048576 bytes") && line.contains("CAP_IPC_LOCK"),
+        "expected the memlock explanation, child said: {text}"
+    );
+    eprintln!("{line}");
+    assert!(
+        xdp_programs(&topo.ifname("f0")).unwrap().is_empty(),
+        "nothing left attached"
+    );
+}
+
+#[test]
+fn afxdp_missing_privileges_are_explained() {
+    if !privileged("afxdp_missing_privileges_are_explained") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("p");
+    let drop = "-net_admin,-net_raw,-bpf,-sys_admin,-perfmon";
+    let out = Command::new("setpriv")
+        .args([
+            format!("--inh-caps={drop}"),
+            format!("--bounding-set={drop}"),
+        ])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "afxdp_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("XVS_AFXDP_CHILD_IF", topo.ifname("f0"))
+        .output()
+        .expect("run the child under setpriv");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("XVS-CHILD-"))
+        .unwrap_or("");
+    assert!(
+        line.contains("permission denied") && line.contains("CAP_NET_ADMIN"),
+        "expected the permission explanation, child said: {text}"
+    );
+    eprintln!("{line}");
+}
+
+const UDP_MANY: &str = r#"
+import socket, sys
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.settimeout(2.0)
+    s.sendto(b"xvs", ("198.18.77.2", 9000))
+got = 0
+for s in socks:
+    try:
+        s.recvfrom(2048); got += 1
+    except socket.timeout:
+        pass
+print(got, flush=True)
+"#;
+
+/// One worker owning both queues of two 2-queue veths: four sockets on one UMEM, two of them
+/// per interface (separate fill/completion rings per queue), frames crossing interfaces.
+#[test]
+fn afxdp_two_queue_veth_one_umem() {
+    if !privileged("afxdp_two_queue_veth_one_umem") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut topo = Topo::with_queues("q", 2);
+    let (f0, f1) = (topo.ifname("f0"), topo.ifname("f1"));
+    let ports: Vec<PortConf> = [(&f0, 0), (&f0, 1), (&f1, 0), (&f1, 1)]
+        .iter()
+        .map(|(i, q)| PortConf {
+            ifname: (*i).clone(),
+            queue: *q,
+        })
+        .collect();
+    let mut io = AfXdp::open(&ports, &opts()).expect("open four sockets on one UMEM");
+    let stop = AtomicBool::new(false);
+    let (udp, seen) = std::thread::scope(|s| {
+        let fwd = s.spawn(|| forward(&mut io, &stop, 2));
+        let mut server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.ns("s"),
+                "/usr/bin/python3",
+                "-c",
+                UDP_SERVER,
+                "64",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("udp server");
+        let mut out = server.stdout.take().expect("server stdout");
+        let mut ready = [0u8; 6];
+        std::io::Read::read_exact(&mut out, &mut ready).expect("server ready");
+        topo.children.push(server);
+        let client = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.ns("c"),
+                "/usr/bin/python3",
+                "-c",
+                UDP_MANY,
+                "64",
+            ])
+            .output()
+            .expect("udp client");
+        stop.store(true, Ordering::Relaxed);
+        let seen = fwd.join().expect("forwarder thread");
+        (
+            String::from_utf8_lossy(&client.stdout).trim().to_string(),
+            seen,
+        )
+    });
+    eprintln!("frames per port (f0q0 f0q1 f1q0 f1q1): {:?}", seen.per_port);
+    assert_eq!(
+        udp, "64",
+        "64 flows echoed through four sockets (client got {udp})"
+    );
+    assert!(
+        seen.per_port[0] > 0 && seen.per_port[1] > 0,
+        "native XDP spreads 64 flows over both queues of {f0}: {:?}",
+        seen.per_port
+    );
+    let c = io.frame_counts();
+    assert_eq!(c.free + io.frames_in_flight(), c.total, "{c:?}");
+    assert_eq!((c.held, c.tx, io.bad_descs()), (0, 0, 0), "{c:?}");
+}
+
+/// Without `service()` the completion ring fills, the kernel stops taking TX descriptors, and
+/// `tx_burst` must accept a prefix (down to nothing); `service()` then brings every frame back.
+#[test]
+fn afxdp_tx_ring_full_accepts_a_prefix_and_nothing_leaks() {
+    if !privileged("afxdp_tx_ring_full_accepts_a_prefix_and_nothing_leaks") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("t");
+    let small = AfXdpOpts {
+        frames: 256,
+        ring_size: 64,
+        ..opts()
+    };
+    let mut io = AfXdp::open(
+        &[PortConf {
+            ifname: topo.ifname("f0"),
+            queue: 0,
+        }],
+        &small,
+    )
+    .expect("open a small AfXdp");
+    let check = |io: &AfXdp| {
+        let c = io.frame_counts();
+        assert_eq!(c.free + io.frames_in_flight(), c.total, "{c:?}");
+    };
+    // A broadcast frame of the local experimental ethertype: the peer kernel ignores it.
+    let mut pkt = [0u8; 60];
+    pkt[..6].copy_from_slice(&[0xff; 6]);
+    pkt[6..12].copy_from_slice(&io.mac(0));
+    pkt[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    let mut partial = 0;
+    let mut descs = [Desc::default(); BATCH];
+    for _ in 0..8 {
+        let mut n = 0;
+        while n < BATCH {
+            let Some(mut d) = io.alloc(0) else { break };
+            let mut f = io.frame(&mut d);
+            f.set_len(pkt.len()).expect("room for 60 bytes");
+            f.data_mut().copy_from_slice(&pkt);
+            descs[n] = d;
+            n += 1;
+        }
+        let sent = io.tx_burst(&descs[..n]);
+        io.recycle(&descs[sent..n]);
+        if sent < n {
+            partial += 1;
+        }
+        check(&io);
+    }
+    assert!(
+        partial > 0,
+        "the TX path never filled up: {:?}",
+        io.frame_counts()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while io.frame_counts().tx > 0 && Instant::now() < deadline {
+        io.service();
+        check(&io);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let c = io.frame_counts();
+    assert_eq!((c.tx, c.held, io.bad_descs()), (0, 0, 0), "{c:?}");
+    assert_eq!(c.free + c.fill, c.total, "{c:?}");
+    assert_eq!(io.xsk_stats(0).expect("stats").tx_invalid_descs, 0);
 }

@@ -19,10 +19,13 @@
 //!
 //! # Headroom (measured on this machine, veth copy mode, native and SKB attach)
 //! The UMEM is registered with no user `frame_headroom`; the kernel puts every received packet
-//! `XDP_PACKET_HEADROOM` (256) bytes into its chunk, in copy and zero-copy mode alike
-//! (`xp_alloc` sets `data = data_hard_start + XDP_PACKET_HEADROOM`). So `Desc::headroom()` of a
-//! received frame is exactly [`HEADROOM`] = 256, which the `afxdp_veth` test asserts; `alloc`
-//! hands out the same layout. TX descriptors may start anywhere in their chunk (aligned mode
+//! `XDP_PACKET_HEADROOM` (256) bytes into its chunk (the fill ring takes chunk starts; RX
+//! descriptors come back as `chunk + 256`). Measured in copy mode with native and SKB attach
+//! (`afxdp_veth` asserts min = max = 256 over every received frame); zero-copy drivers use the
+//! same `xp_alloc` layout (`data = data_hard_start + XDP_PACKET_HEADROOM`) but were not measured
+//! (veth has none). So `Desc::headroom()` of a received frame is exactly [`HEADROOM`], and
+//! `alloc` hands out the same layout. Were `HEADROOM` ever raised above 256, the difference
+//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk (aligned mode
 //! only checks that the packet does not cross the chunk end), so encapsulation can push into
 //! the headroom and transmit in place.
 //!
@@ -302,7 +305,11 @@ impl AfXdp {
     /// Open one socket per `ports` entry, in order, one at a time, sharing one UMEM of
     /// `opts.frames × ports.len()` frames, and fill every fill ring. See [`IoError`] for the
     /// failures and what each one tells the operator.
+    ///
+    /// Opens from several threads are serialised (libxdp races itself when two sockets of one
+    /// interface are created at once), so workers may call this concurrently.
     pub fn open(ports: &[PortConf], opts: &AfXdpOpts) -> Result<Self, IoError> {
+        let _one_at_a_time = SETUP.lock().unwrap_or_else(PoisonError::into_inner);
         if ports.is_empty() || ports.len() > usize::from(u16::MAX) {
             return Err(IoError::Config("need 1..=65535 ports"));
         }
@@ -378,7 +385,7 @@ impl AfXdp {
 
         let mut out = Vec::with_capacity(ports.len());
         for (pc, (c, idx, mac, mtu)) in ports.iter().zip(named) {
-            let xsk = create_with_retry(&mut umem, &c, pc, idx, params, opts)?;
+            let xsk = create_with_retry(&mut umem, &c, pc, idx, params, opts, bytes)?;
             out.push(Port {
                 zero_copy: xsk.zero_copy(),
                 xsk,
@@ -512,11 +519,13 @@ impl AfXdp {
         self.ports.iter().map(|p| p.xsk.fd()).collect()
     }
 
-    /// Whether `d` lies entirely inside one of our chunks.
+    /// Whether `d` is a non-empty packet lying entirely inside one of our chunks: exactly what
+    /// the kernel accepts on a TX ring (an empty or chunk-crossing descriptor would be counted
+    /// invalid and never completed, leaking its frame).
     #[inline]
     fn valid(&self, d: &Desc) -> bool {
-        let off = d.headroom() as u64 + u64::from(d.len);
-        d.chunk() < (self.total * CHUNK_SIZE) as u64 && off <= CHUNK_SIZE as u64
+        let end = d.headroom() as u64 + u64::from(d.len);
+        d.len > 0 && d.chunk() < (self.total * CHUNK_SIZE) as u64 && end <= CHUNK_SIZE as u64
     }
 
     /// Kick `port`'s TX ring until the kernel has taken everything or stops (bounded).
@@ -534,6 +543,18 @@ impl AfXdp {
     }
 }
 
+/// Serialises socket creation and deletion within the process (setup path only).
+static SETUP: Mutex<()> = Mutex::new(());
+
+impl Drop for AfXdp {
+    fn drop(&mut self) {
+        // Delete the sockets (and let libxdp drop its program refcount) one process-wide step
+        // at a time, like creation; the UMEM, memory and locks then drop in field order.
+        let _one_at_a_time = SETUP.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ports.clear();
+    }
+}
+
 /// Create one socket, retrying EBUSY, and map the errors to operator messages.
 fn create_with_retry(
     umem: &mut sys::Umem,
@@ -542,6 +563,7 @@ fn create_with_retry(
     ifindex: u32,
     params: sys::XskParams,
     opts: &AfXdpOpts,
+    umem_bytes: u64,
 ) -> Result<sys::Xsk, IoError> {
     let mut tries = 0;
     loop {
@@ -551,12 +573,18 @@ fn create_with_retry(
                 tries += 1;
                 std::thread::sleep(opts.busy_pause);
             }
-            Err(e) => return Err(map_create_err(e, pc, ifindex, opts)),
+            Err(e) => return Err(map_create_err(e, pc, ifindex, opts, umem_bytes)),
         }
     }
 }
 
-fn map_create_err(e: std::io::Error, pc: &PortConf, ifindex: u32, opts: &AfXdpOpts) -> IoError {
+fn map_create_err(
+    e: std::io::Error,
+    pc: &PortConf,
+    ifindex: u32,
+    opts: &AfXdpOpts,
+    umem_bytes: u64,
+) -> IoError {
     let ifname = pc.ifname.clone();
     match e.raw_os_error() {
         Some(libc::EPERM | libc::EACCES) => IoError::Permission {
@@ -588,7 +616,7 @@ fn map_create_err(e: std::io::Error, pc: &PortConf, ifindex: u32, opts: &AfXdpOp
             source: e,
         },
         Some(libc::ENOBUFS | libc::ENOMEM) => IoError::Memlock {
-            bytes: u64::from(opts.frames) * CHUNK_SIZE as u64,
+            bytes: umem_bytes,
             limit: sys::memlock_limit(),
         },
         _ => IoError::Sys {
@@ -871,6 +899,12 @@ mod tests {
             AfXdp::open(&missing, &few),
             Err(IoError::Config(_))
         ));
+    }
+
+    #[test]
+    fn the_backend_can_move_to_its_worker_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<AfXdp>();
     }
 
     #[test]
