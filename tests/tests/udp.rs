@@ -1,7 +1,9 @@
 //! End to end: UDP services. NAT: a flow's datagrams stick to one real server and the answers
-//! come back through xvsd, with UDP entries in `-Lnc`; one-packet scheduling (`-o`, here
-//! with DR as it is meant for): every datagram of one flow is scheduled on its own, so rr
-//! spreads them over the servers, and no conn is kept.
+//! come back through xvsd, with UDP entries in `-Lnc`. One-packet scheduling (`-o`): every
+//! datagram of one flow is scheduled on its own, so rr spreads them over the servers, and no
+//! conn is kept. The `-o` test uses DR: as in IPVS, a one-packet conn is never entered in the
+//! conn table, so a NAT reply would find nothing to translate it; with DR the servers answer
+//! the client directly.
 
 // Helpers outside #[test] fns unwrap too: in an integration test a failed unwrap is a
 // failed test.
