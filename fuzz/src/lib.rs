@@ -16,9 +16,8 @@
 //! - [`ipvsadm_args`]: the ipvsadm command-line parser, and applying what it accepts.
 //! - [`restore`]: `-R` input (the ipvsadm-save format) applied by the control thread.
 //!
-//! These functions must never read the clock, the network or anything but their input (the
-//! restore and proto targets read /etc/hosts and /etc/services through `Names::system` only via
-//! `Server::new`, which is fixed for a run).
+//! These functions must never read the clock, the network or anything but their input: host
+//! and service names resolve through fixed tables, never the system resolver.
 
 use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -164,7 +163,15 @@ pub fn pipeline(data: &[u8]) {
 
 /// A fresh control-thread state over an empty director.
 fn server() -> Server {
-    Server::new(Arc::new(Director::new(1)), Hooks::default(), 12)
+    Server::with_names(Arc::new(Director::new(1)), Hooks::default(), 12, names())
+}
+
+/// Fixed host and service tables (never the system resolver: no DNS query per input).
+fn names() -> Names {
+    Names::from_texts(
+        "198.18.1.100 vip www web\n::1 localhost6\n",
+        "http 80/tcp\nhttp 80/udp\ndomain 53/udp\nhttps 443/tcp\n",
+    )
 }
 
 /// Target `proto`: the control socket's framing and decoder, then the control thread.
@@ -200,10 +207,7 @@ pub fn ipvsadm_args(data: &[u8]) {
     let text = String::from_utf8_lossy(rest);
     let mut argv = vec!["ipvsadm".to_owned()];
     argv.extend(text.split(['\0', '\n']).map(str::to_owned));
-    let names = Names::from_texts(
-        "198.18.1.100 vip www\n::1 localhost6\n",
-        "http 80/tcp\nhttp 80/udp\ndomain 53/udp\n",
-    );
+    let names = names();
     match parse(&argv, first & 1 != 0, &names) {
         Action::Exec(cmd) => {
             let _ = server().exec(&cmd);
