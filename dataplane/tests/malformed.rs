@@ -527,7 +527,11 @@ fn random_garbage_and_bit_flips() {
         let mut g: Vec<u8> = (0..len).map(|_| rng(&mut s) as u8).collect();
         // Half the time an IP ethertype, so the IP parser sees the garbage.
         if len >= 14 && rng(&mut s).is_multiple_of(2) {
-            let et: u16 = if rng(&mut s).is_multiple_of(2) { 0x0800 } else { 0x86dd };
+            let et: u16 = if rng(&mut s).is_multiple_of(2) {
+                0x0800
+            } else {
+                0x86dd
+            };
             g[12..14].copy_from_slice(&et.to_be_bytes());
             if et == 0x0800 && len > 34 {
                 g[14] = 0x45;

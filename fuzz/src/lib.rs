@@ -44,7 +44,11 @@ pub mod common;
 pub fn wire_parse(data: &[u8]) {
     match parse_frame(data) {
         Ok(Parsed::Ip(info)) => {
-            assert!(info.l3_off >= 14 && info.l3_off <= 18, "l3_off {}", info.l3_off);
+            assert!(
+                info.l3_off >= 14 && info.l3_off <= 18,
+                "l3_off {}",
+                info.l3_off
+            );
             assert!(info.l3_end() <= data.len(), "l3 runs past the frame");
             let ip = &data[info.l3_off..info.l3_end()];
             match info.family {
@@ -52,7 +56,11 @@ pub fn wire_parse(data: &[u8]) {
                     assert_eq!(ip[0] >> 4, 4);
                     let hl = usize::from(ip[0] & 0xf) * 4;
                     assert!(hl >= 20 && hl <= ip.len());
-                    assert_eq!(ones_sum(&ip[..hl], 0), 0xffff, "IPv4 checksum accepted wrong");
+                    assert_eq!(
+                        ones_sum(&ip[..hl], 0),
+                        0xffff,
+                        "IPv4 checksum accepted wrong"
+                    );
                 }
                 xvs_dataplane::service::Family::V6 => {
                     assert_eq!(ip[0] >> 4, 6);
@@ -102,9 +110,8 @@ fn fuzz_worker() -> Worker<MemIo> {
     director
         .apply(&common::config())
         .unwrap_or_else(|e| panic!("fixture config refused: {e}"));
-    let conns = Arc::new(
-        ConnTable::with_bits(8, 256, 1).unwrap_or_else(|e| panic!("conn table: {e}")),
-    );
+    let conns =
+        Arc::new(ConnTable::with_bits(8, 256, 1).unwrap_or_else(|e| panic!("conn table: {e}")));
     let shared = Arc::new(
         Shared::new(director, conns, common::net(), 1).unwrap_or_else(|e| panic!("net: {e}")),
     );
@@ -145,7 +152,11 @@ pub fn pipeline(data: &[u8]) {
         let drops: u64 = after.drops.iter().sum::<u64>() - before.drops.iter().sum::<u64>();
         let tx = after.tx_packets - before.tx_packets;
         assert_eq!(after.rx_packets - before.rx_packets, 1);
-        assert_eq!(tx + drops, 1, "a frame was neither sent nor counted as dropped");
+        assert_eq!(
+            tx + drops,
+            1,
+            "a frame was neither sent nor counted as dropped"
+        );
         assert_eq!(w.io().free_frames(), w.io().chunks(), "a frame leaked");
         assert!(out.len() as u64 >= tx);
         if valid {
@@ -233,7 +244,11 @@ pub fn restore(data: &[u8]) {
     assert!(r.error_lines.iter().all(|&l| l >= 1 && l <= r.lines));
     if r.exit_code == 2 || (first & 1 != 0 && !r.messages.is_empty()) {
         // A syntax error, or a refusal in strict mode, applies nothing.
-        assert_eq!(s.config(), &before, "a refused restore changed the configuration");
+        assert_eq!(
+            s.config(),
+            &before,
+            "a refused restore changed the configuration"
+        );
     }
 }
 

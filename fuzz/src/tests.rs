@@ -80,8 +80,9 @@ fn mutate(rng: &mut Rng, input: &[u8], pool: &[Vec<u8>]) -> Vec<u8> {
             }
             6 if n >= 2 => {
                 let i = rng.below(n - 1);
-                let x = [0u16, 1, 0xffff, 0x8000, 20, 40, 1500, 0x0800, 0x86dd, 0x8100]
-                    [rng.below(10)];
+                let x = [
+                    0u16, 1, 0xffff, 0x8000, 20, 40, 1500, 0x0800, 0x86dd, 0x8100,
+                ][rng.below(10)];
                 v[i..i + 2].copy_from_slice(&x.to_be_bytes());
             }
             7 if !pool.is_empty() => {
@@ -110,8 +111,9 @@ fn run_one(target: &str, f: Target, input: &[u8]) {
 }
 
 fn fxhash(b: &[u8]) -> u64 {
-    b.iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -125,7 +127,7 @@ fn random(target: &str, f: Target, scale: u64) {
     let pool = seeds(target);
     assert!(!pool.is_empty(), "no seeds for {target}");
     let iters = env_u64("XVS_FUZZ_ITERS", 2000) / scale;
-    let mut rng = Rng(env_u64("XVS_FUZZ_SEED", 0x5eed_0f_c0ffee) | 1);
+    let mut rng = Rng(env_u64("XVS_FUZZ_SEED", 0x5eed_0fc0_ffee) | 1);
     for _ in 0..iters {
         let base = &pool[rng.below(pool.len())];
         let input = mutate(&mut rng, base, &pool);
@@ -228,30 +230,98 @@ fn frames() -> Vec<(u8, Vec<u8>)> {
     ] {
         let vip = v4(vip);
         v.push((0, tu::tcp4(C_MAC, D0, cip, 40000, vip, port, SYN, b"")));
-        v.push((0, tu::tcp4(C_MAC, D0, cip, 40000, vip, port, ACK | PSH, b"GET / HTTP/1.0\r\n\r\n")));
+        v.push((
+            0,
+            tu::tcp4(
+                C_MAC,
+                D0,
+                cip,
+                40000,
+                vip,
+                port,
+                ACK | PSH,
+                b"GET / HTTP/1.0\r\n\r\n",
+            ),
+        ));
     }
     // NAT replies from the real server.
-    v.push((1, tu::tcp4(R_MAC, D1, rip, 8080, cip, 40000, SYN | ACK, b"")));
-    v.push((1, tu::tcp4(R_MAC, D1, rip, 8080, cip, 40000, ACK | FIN, b"HTTP/1.0 200 OK\r\n")));
+    v.push((
+        1,
+        tu::tcp4(R_MAC, D1, rip, 8080, cip, 40000, SYN | ACK, b""),
+    ));
+    v.push((
+        1,
+        tu::tcp4(
+            R_MAC,
+            D1,
+            rip,
+            8080,
+            cip,
+            40000,
+            ACK | FIN,
+            b"HTTP/1.0 200 OK\r\n",
+        ),
+    ));
     for vip in ["fd01::100", "fd01::101", "fd01::102", "fd01::105"] {
         let vip = v6(vip);
         v.push((0, tu::tcp6(C_MAC, D0, cip6, 40001, vip, 80, SYN, b"")));
         v.push((0, tu::tcp6(C_MAC, D0, cip6, 40001, vip, 80, ACK, b"x")));
     }
-    v.push((1, tu::tcp6(R_MAC, D1, rip6, 8080, cip6, 40001, SYN | ACK, b"")));
-    v.push((0, tu::udp4(C_MAC, D0, cip, 5000, v4("198.18.1.100"), 53, b"query")));
+    v.push((
+        1,
+        tu::tcp6(R_MAC, D1, rip6, 8080, cip6, 40001, SYN | ACK, b""),
+    ));
+    v.push((
+        0,
+        tu::udp4(C_MAC, D0, cip, 5000, v4("198.18.1.100"), 53, b"query"),
+    ));
     v.push((1, tu::udp4(R_MAC, D1, rip, 5353, cip, 5000, b"answer")));
-    v.push((0, tu::echo_request(C_MAC, D0, IpAddr::V4(cip), IpAddr::V4(v4("198.18.1.1")), 7, b"ping")));
-    v.push((0, tu::echo_request(C_MAC, D0, IpAddr::V6(cip6), IpAddr::V6(v6("fd01::1")), 7, b"ping")));
+    v.push((
+        0,
+        tu::echo_request(
+            C_MAC,
+            D0,
+            IpAddr::V4(cip),
+            IpAddr::V4(v4("198.18.1.1")),
+            7,
+            b"ping",
+        ),
+    ));
+    v.push((
+        0,
+        tu::echo_request(
+            C_MAC,
+            D0,
+            IpAddr::V6(cip6),
+            IpAddr::V6(v6("fd01::1")),
+            7,
+            b"ping",
+        ),
+    ));
     v.push((0, tu::arp_request(C_MAC, cip, v4("198.18.1.100"))));
     v.push((0, tu::neighbor_solicit(C_MAC, cip6, v6("fd01::100"))));
     // An ICMP error from the real server about a NAT reply.
     let quoted = tu::tcp4(R_MAC, D1, rip, 8080, cip, 40000, ACK, b"");
     v.push((
         1,
-        tu::icmp_error(R_MAC, D1, IpAddr::V4(rip), IpAddr::V4(cip), 3, 4, 1400, &tu::l3(&quoted)[..28]),
+        tu::icmp_error(
+            R_MAC,
+            D1,
+            IpAddr::V4(rip),
+            IpAddr::V4(cip),
+            3,
+            4,
+            1400,
+            &tu::l3(&quoted)[..28],
+        ),
     ));
-    v.push((0, tu::with_vlan(&tu::tcp4(C_MAC, D0, cip, 40002, v4("198.18.1.100"), 80, SYN, b""), 7)));
+    v.push((
+        0,
+        tu::with_vlan(
+            &tu::tcp4(C_MAC, D0, cip, 40002, v4("198.18.1.100"), 80, SYN, b""),
+            7,
+        ),
+    ));
     v
 }
 
@@ -279,7 +349,11 @@ fn write_seeds() {
     }
     // Pipeline: each frame alone, then whole conversations in one input.
     for (i, (p, f)) in fr.iter().enumerate() {
-        put("pipeline", &format!("frame-{i:02}"), &record(*p, true, 0, f));
+        put(
+            "pipeline",
+            &format!("frame-{i:02}"),
+            &record(*p, true, 0, f),
+        );
     }
     let mut all = Vec::new();
     for (p, f) in &fr {
@@ -312,7 +386,11 @@ fn write_seeds() {
 
     // ipvsadm arguments and restore text from the golden CLI cases.
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../control/tests/golden");
-    let mut cases: Vec<_> = std::fs::read_dir(golden).unwrap().flatten().map(|e| e.path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(golden)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     cases.sort();
     let (mut na, mut nr) = (0, 0);
     for c in cases {
