@@ -3,6 +3,7 @@
 //! behind; a new xvsd started on the same interfaces and socket path must work at once, with
 //! no manual clean-up: it detaches the stale program (the AF_XDP backend's interface lock
 //! proves no live xvs owns it) and replaces the stale socket.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
