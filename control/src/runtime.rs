@@ -406,7 +406,9 @@ pub fn spawn_live(
             )
         })?;
         for i in io.reclaimed() {
-            eprintln!("xvsd: {i}: detached a stale XDP program left by a crashed xvs");
+            eprintln!(
+                "xvsd: {i}: detached a stale XDP program (left by a crashed or unprivileged xvs)"
+            );
         }
         ios.push(io);
     }
