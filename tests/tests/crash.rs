@@ -1,4 +1,4 @@
-//! Crash safety end to end: `kill -9` of xvsd (while a client is mid-way through its requests)
+//! Crash safety end to end: `kill -9` of xvsd (after it served requests)
 //! leaves libxdp's program attached to the director's interfaces and its control socket file
 //! behind; a new xvsd started on the same interfaces and socket path must work at once, with
 //! no manual clean-up: it detaches the stale program (the AF_XDP backend's interface lock
