@@ -32,7 +32,7 @@ use crate::flow::{ConnTuple, Dir};
 use crate::service::{DestState, FwdMode, ServiceState, TunConf};
 use crate::stats::DropReason;
 
-pub use table::ConnTable;
+pub use table::{ConnTable, Defence, DefenceMode};
 pub use template::TemplateKey;
 
 /// Errors creating conns or building the table.

@@ -27,7 +27,7 @@
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crossbeam::utils::CachePadded;
@@ -349,6 +349,50 @@ struct Removed {
     release: Option<u32>,
 }
 
+/// When the SYN-flood defence (IPVS's `drop_entry` sysctl) runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum DefenceMode {
+    /// Never (IPVS 0, the default).
+    #[default]
+    Off = 0,
+    /// While fewer than `amemthresh` entries are free (IPVS 1: "automatic", on when memory is
+    /// short; here the conn table's `max_conns` is the memory).
+    Auto = 1,
+    /// Always (IPVS 3).
+    Always = 3,
+}
+
+/// The SYN-flood defence settings: IPVS's `drop_entry` and `amemthresh` sysctls, plus the age
+/// below which a half-open conn is spared.
+///
+/// While active, the expiry scan removes half-open TCP conns (SYN_RECV, SYNACK: the client's
+/// SYN seen, its handshake not completed) that are at least `min_age_ms` old, as the kernel's
+/// `ip_vs_random_dropentry` drops SYN_RECV and SYNACK entries when memory runs low. The kernel
+/// visits 1/32 of its table a second; our scan visits far more, so the minimum age keeps a
+/// genuine handshake (one round trip) from being cut while spoofed SYNs, which never complete,
+/// are reclaimed and leave room for new conns. Conns that finished their handshake and
+/// templates are never dropped by the defence.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Defence {
+    /// When it runs.
+    pub mode: DefenceMode,
+    /// `Auto` runs while `max_conns - len < amemthresh`.
+    pub amemthresh: usize,
+    /// Half-open conns younger than this are spared.
+    pub min_age_ms: u32,
+}
+
+impl Default for Defence {
+    fn default() -> Self {
+        Self {
+            mode: DefenceMode::Off,
+            amemthresh: 1024,
+            min_age_ms: 1000,
+        }
+    }
+}
+
 /// The connection table shared by all workers.
 #[derive(Debug)]
 pub struct ConnTable {
@@ -360,6 +404,10 @@ pub struct ConnTable {
     seed: u64,
     layout: PortLayout,
     expire_quiescent_template: AtomicBool,
+    defence_mode: AtomicU8,
+    amemthresh: AtomicUsize,
+    defence_min_age_ms: AtomicU32,
+    defence_dropped: AtomicU64,
 }
 
 impl ConnTable {
@@ -406,6 +454,10 @@ impl ConnTable {
             seed,
             layout: PortLayout::new(SHARD_BITS, workers),
             expire_quiescent_template: AtomicBool::new(false),
+            defence_mode: AtomicU8::new(DefenceMode::Off as u8),
+            amemthresh: AtomicUsize::new(Defence::default().amemthresh),
+            defence_min_age_ms: AtomicU32::new(Defence::default().min_age_ms),
+            defence_dropped: AtomicU64::new(0),
         })
     }
 
@@ -437,6 +489,46 @@ impl ConnTable {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Set the SYN-flood defence (see [`Defence`]); takes effect at the next expiry scan.
+    pub fn set_defence(&self, d: Defence) {
+        self.amemthresh.store(d.amemthresh, Ordering::Relaxed);
+        self.defence_min_age_ms
+            .store(d.min_age_ms, Ordering::Relaxed);
+        self.defence_mode.store(d.mode as u8, Ordering::Relaxed);
+    }
+
+    /// The SYN-flood defence settings.
+    #[must_use]
+    pub fn defence(&self) -> Defence {
+        Defence {
+            mode: match self.defence_mode.load(Ordering::Relaxed) {
+                1 => DefenceMode::Auto,
+                3 => DefenceMode::Always,
+                _ => DefenceMode::Off,
+            },
+            amemthresh: self.amemthresh.load(Ordering::Relaxed),
+            min_age_ms: self.defence_min_age_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the defence runs now (`Auto`: fewer than `amemthresh` entries free).
+    #[must_use]
+    pub fn defence_active(&self) -> bool {
+        match self.defence_mode.load(Ordering::Relaxed) {
+            0 => false,
+            1 => {
+                self.max_conns.saturating_sub(self.len()) < self.amemthresh.load(Ordering::Relaxed)
+            }
+            _ => true,
+        }
+    }
+
+    /// Half-open conns the defence has dropped since the table was made.
+    #[must_use]
+    pub fn defence_dropped(&self) -> u64 {
+        self.defence_dropped.load(Ordering::Relaxed)
     }
 
     /// The sysctl `expire_quiescent_template`: templates whose dest has weight 0 are invalid.
@@ -1133,6 +1225,12 @@ impl ConnTable {
     pub fn expire(&self, now_ms: u64, budget: usize) -> usize {
         let mut left = budget.max(1);
         let mut removed = 0;
+        // SYN-flood defence: half-open conns at least this old are due too (u64::MAX: off).
+        let drop_age = if self.defence_active() {
+            u64::from(self.defence_min_age_ms.load(Ordering::Relaxed))
+        } else {
+            u64::MAX
+        };
         for _ in 0..NSHARDS {
             if left == 0 {
                 break;
@@ -1154,10 +1252,10 @@ impl ConnTable {
                     visits += 1;
                     let r = if pos < n4 {
                         let (index, slab, lips) = Ipv4Addr::parts(&mut g);
-                        self.expire_slot(index, slab, lips, pos, now_ms)
+                        self.expire_slot(index, slab, lips, pos, now_ms, drop_age)
                     } else {
                         let (index, slab, lips) = Ipv6Addr::parts(&mut g);
-                        self.expire_slot(index, slab, lips, pos - n4, now_ms)
+                        self.expire_slot(index, slab, lips, pos - n4, now_ms, drop_age)
                     };
                     if let Some(rel) = r {
                         removed += 1;
@@ -1179,7 +1277,8 @@ impl ConnTable {
         removed
     }
 
-    /// Expire one slot if due. `Some(release)` when removed.
+    /// Expire one slot if due, or if it is a half-open TCP conn at least `drop_age` ms old
+    /// (the SYN-flood defence; `u64::MAX` when it is off). `Some(release)` when removed.
     fn expire_slot<A: Addr>(
         &self,
         index: &mut HashTable<u32>,
@@ -1187,10 +1286,22 @@ impl ConnTable {
         lips: &mut [LipPorts],
         pos: usize,
         now_ms: u64,
+        drop_age: u64,
     ) -> Option<Option<u32>> {
         let c = &mut slab.slots[pos];
-        if c.flags & cf::LIVE == 0 || c.expires_ms > now_ms {
+        if c.flags & cf::LIVE == 0 {
             return None;
+        }
+        if c.expires_ms > now_ms {
+            let half_open = c.proto == proto::TCP
+                && c.flags & cf::TEMPLATE == 0
+                && (c.state == state::tcp::SYN_RECV || c.state == state::tcp::SYNACK);
+            // Age: the state's timeout minus what is left of it.
+            let age = (now_ms + u64::from(c.timeout_ms)).saturating_sub(c.expires_ms);
+            if !half_open || age < drop_age {
+                return None;
+            }
+            self.defence_dropped.fetch_add(1, Ordering::Relaxed);
         }
         if c.flags & cf::TEMPLATE != 0 && c.link > 0 {
             // ip_vs_conn_expire: "do I control anybody?" -> expire_later.
