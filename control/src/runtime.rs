@@ -98,6 +98,17 @@ pub struct DataplaneOpts {
     /// Maximum number of conns (new ones beyond it are dropped and counted).
     #[arg(long, default_value_t = 4_000_000)]
     pub max_conns: usize,
+    /// SYN-flood defence, as IPVS's `drop_entry` sysctl: 0 never, 1 (or 2) while fewer than
+    /// `--amemthresh` conn entries are free, 3 always. While on, half-open TCP conns older
+    /// than `--drop-entry-min-age-ms` are dropped to make room.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub drop_entry: u8,
+    /// Free conn entries below which `--drop-entry 1` turns the defence on (IPVS `amemthresh`).
+    #[arg(long, default_value_t = 1024)]
+    pub amemthresh: usize,
+    /// Half-open conns younger than this are spared by the defence (ms).
+    #[arg(long, default_value_t = 1000)]
+    pub drop_entry_min_age_ms: u32,
     /// Complete TCP/UDP checksums that a local sender left partial (veth TX offload); costs a
     /// pass over each payload. Real NICs never need it.
     #[arg(long)]
@@ -145,6 +156,21 @@ fn parse_prefix(flag: &'static str, s: &str) -> Result<(IpAddr, u8), RuntimeErro
 }
 
 impl DataplaneOpts {
+    /// The SYN-flood defence these options ask for.
+    #[must_use]
+    pub fn defence(&self) -> xvs_dataplane::conn::Defence {
+        use xvs_dataplane::conn::DefenceMode;
+        xvs_dataplane::conn::Defence {
+            mode: match self.drop_entry {
+                1 | 2 => DefenceMode::Auto,
+                3 => DefenceMode::Always,
+                _ => DefenceMode::Off,
+            },
+            amemthresh: self.amemthresh,
+            min_age_ms: self.drop_entry_min_age_ms,
+        }
+    }
+
     /// Whether offline (pcap) mode was asked for.
     #[must_use]
     pub fn offline(&self) -> bool {
