@@ -50,6 +50,9 @@ pub enum ConnError {
     /// The addresses of one conn are not all of one family.
     #[error("mixed address families in one conn")]
     Family,
+    /// Refused by the SYN-flood defence (`drop_packet`).
+    #[error("new connection dropped by the flood defence")]
+    Defence,
 }
 
 impl ConnError {
@@ -59,6 +62,7 @@ impl ConnError {
         match self {
             Self::NoLocalPort => DropReason::NoLocalPort,
             Self::Family => DropReason::Malformed,
+            Self::Defence => DropReason::Defence,
             Self::BadBits(_) | Self::Full => DropReason::ConnTableFull,
         }
     }

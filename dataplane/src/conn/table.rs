@@ -373,14 +373,26 @@ pub enum DefenceMode {
 /// genuine handshake (one round trip) from being cut while spoofed SYNs, which never complete,
 /// are reclaimed and leave room for new conns. Conns that finished their handshake and
 /// templates are never dropped by the defence.
+///
+/// `drop_packet` (IPVS's sysctl of that name) refuses one new conn in every `rate`: with
+/// `Auto`, while fewer than `amemthresh` entries are free, `rate = amemthresh / (amemthresh -
+/// free)` (every other new conn when half of `amemthresh` is left, all of them when the table is
+/// full), as the kernel's `update_defense_level` computes it; with `Always`, `rate =
+/// am_droprate`. Refused conns are counted as `DropReason::Defence`. Unlike the kernel, which
+/// checks before scheduling, the check runs when the conn is created, so a refused conn may
+/// have advanced a scheduler's position.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Defence {
-    /// When it runs.
+    /// When `drop_entry` runs.
     pub mode: DefenceMode,
     /// `Auto` runs while `max_conns - len < amemthresh`.
     pub amemthresh: usize,
     /// Half-open conns younger than this are spared.
     pub min_age_ms: u32,
+    /// When `drop_packet` runs.
+    pub drop_packet: DefenceMode,
+    /// `drop_packet` rate with `Always` (IPVS `am_droprate`, default 10).
+    pub am_droprate: u32,
 }
 
 impl Default for Defence {
@@ -389,7 +401,17 @@ impl Default for Defence {
             mode: DefenceMode::Off,
             amemthresh: 1024,
             min_age_ms: 1000,
+            drop_packet: DefenceMode::Off,
+            am_droprate: 10,
         }
+    }
+}
+
+fn mode_of(v: u8) -> DefenceMode {
+    match v {
+        1 => DefenceMode::Auto,
+        3 => DefenceMode::Always,
+        _ => DefenceMode::Off,
     }
 }
 
@@ -408,6 +430,9 @@ pub struct ConnTable {
     amemthresh: AtomicUsize,
     defence_min_age_ms: AtomicU32,
     defence_dropped: AtomicU64,
+    drop_packet_mode: AtomicU8,
+    am_droprate: AtomicU32,
+    drop_counter: AtomicU32,
 }
 
 impl ConnTable {
@@ -458,6 +483,9 @@ impl ConnTable {
             amemthresh: AtomicUsize::new(Defence::default().amemthresh),
             defence_min_age_ms: AtomicU32::new(Defence::default().min_age_ms),
             defence_dropped: AtomicU64::new(0),
+            drop_packet_mode: AtomicU8::new(DefenceMode::Off as u8),
+            am_droprate: AtomicU32::new(Defence::default().am_droprate),
+            drop_counter: AtomicU32::new(0),
         })
     }
 
@@ -497,19 +525,47 @@ impl ConnTable {
         self.defence_min_age_ms
             .store(d.min_age_ms, Ordering::Relaxed);
         self.defence_mode.store(d.mode as u8, Ordering::Relaxed);
+        self.am_droprate
+            .store(d.am_droprate.max(1), Ordering::Relaxed);
+        self.drop_packet_mode
+            .store(d.drop_packet as u8, Ordering::Relaxed);
+    }
+
+    /// `drop_packet`: whether to refuse this new conn (see [`Defence`]). One relaxed atomic
+    /// read when off.
+    fn todrop(&self) -> bool {
+        let rate = match mode_of(self.drop_packet_mode.load(Ordering::Relaxed)) {
+            DefenceMode::Off => return false,
+            DefenceMode::Auto => {
+                let thresh = self.amemthresh.load(Ordering::Relaxed);
+                let free = self.max_conns.saturating_sub(self.len());
+                if free >= thresh {
+                    return false;
+                }
+                // INVARIANT: free < thresh, so the divisor is >= 1.
+                u32::try_from(thresh / (thresh - free)).unwrap_or(u32::MAX)
+            }
+            DefenceMode::Always => self.am_droprate.load(Ordering::Relaxed),
+        };
+        // The kernel's counter: count down, drop and reload at zero.
+        let c = self.drop_counter.load(Ordering::Relaxed);
+        if c > 1 {
+            self.drop_counter.store(c - 1, Ordering::Relaxed);
+            return false;
+        }
+        self.drop_counter.store(rate, Ordering::Relaxed);
+        true
     }
 
     /// The SYN-flood defence settings.
     #[must_use]
     pub fn defence(&self) -> Defence {
         Defence {
-            mode: match self.defence_mode.load(Ordering::Relaxed) {
-                1 => DefenceMode::Auto,
-                3 => DefenceMode::Always,
-                _ => DefenceMode::Off,
-            },
+            mode: mode_of(self.defence_mode.load(Ordering::Relaxed)),
             amemthresh: self.amemthresh.load(Ordering::Relaxed),
             min_age_ms: self.defence_min_age_ms.load(Ordering::Relaxed),
+            drop_packet: mode_of(self.drop_packet_mode.load(Ordering::Relaxed)),
+            am_droprate: self.am_droprate.load(Ordering::Relaxed),
         }
     }
 
@@ -854,6 +910,12 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
     ) -> Result<Hit, ConnError> {
+        if self.todrop() {
+            if let Some(r) = new.control {
+                self.template_put(r);
+            }
+            return Err(ConnError::Defence);
+        }
         let tu = new.tuple;
         match (tu.caddr, tu.vaddr, tu.daddr, tu.laddr) {
             (IpAddr::V4(c), IpAddr::V4(v), IpAddr::V4(d), IpAddr::V4(l)) => {
