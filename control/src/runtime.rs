@@ -109,6 +109,14 @@ pub struct DataplaneOpts {
     /// Half-open conns younger than this are spared by the defence (ms).
     #[arg(long, default_value_t = 1000)]
     pub drop_entry_min_age_ms: u32,
+    /// IPVS's `drop_packet`: 0 never, 1 (or 2) while fewer than `--amemthresh` entries are
+    /// free (refusing one new conn in amemthresh / (amemthresh - free)), 3 always (one in
+    /// `--am-droprate`).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub drop_packet: u8,
+    /// `--drop-packet 3` refuses one new conn in this many (IPVS `am_droprate`).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub am_droprate: u32,
     /// Complete TCP/UDP checksums that a local sender left partial (veth TX offload); costs a
     /// pass over each payload. Real NICs never need it.
     #[arg(long)]
@@ -160,14 +168,17 @@ impl DataplaneOpts {
     #[must_use]
     pub fn defence(&self) -> xvs_dataplane::conn::Defence {
         use xvs_dataplane::conn::DefenceMode;
+        let mode = |v: u8| match v {
+            1 | 2 => DefenceMode::Auto,
+            3 => DefenceMode::Always,
+            _ => DefenceMode::Off,
+        };
         xvs_dataplane::conn::Defence {
-            mode: match self.drop_entry {
-                1 | 2 => DefenceMode::Auto,
-                3 => DefenceMode::Always,
-                _ => DefenceMode::Off,
-            },
+            mode: mode(self.drop_entry),
             amemthresh: self.amemthresh,
             min_age_ms: self.drop_entry_min_age_ms,
+            drop_packet: mode(self.drop_packet),
+            am_droprate: self.am_droprate,
         }
     }
 
