@@ -201,14 +201,51 @@ pub const fn tcp_state_idx(flags: u8) -> Option<usize> {
     }
 }
 
+const S_SA: u8 = tcp::SYNACK;
+
+/// The kernel's `tcp_states_dos[]`, the table of the `secure_tcp` defence: a client's ACK does
+/// not establish a conn until the server's SYN+ACK was seen (INPUT ack from SYN_RECV stays
+/// SYN_RECV; the server's SYN+ACK moves it to SYNACK, whose ACK then establishes), and an ACK
+/// or FIN without a conn state closes it. Same layout as [`TCP_STATES`].
+#[rustfmt::skip]
+const TCP_STATES_DOS: [[u8; tcp::COUNT]; 12] = [
+    // INPUT      sNO   sES   sSS   sSR   sFW   sTW   sCL   sCW   sLA   sLI   sSA
+    /* syn */ [S_SR, S_ES, S_ES, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SA],
+    /* fin */ [S_CL, S_CW, S_SS, S_TW, S_TW, S_TW, S_CL, S_CW, S_LA, S_LI, S_SA],
+    /* ack */ [S_CL, S_ES, S_SS, S_SR, S_FW, S_TW, S_CL, S_CW, S_CL, S_LI, S_SA],
+    /* rst */ [S_CL, S_CL, S_CL, S_SR, S_CL, S_CL, S_CL, S_CL, S_LA, S_LI, S_CL],
+    // OUTPUT
+    /* syn */ [S_SS, S_ES, S_SS, S_SA, S_SS, S_SS, S_SS, S_SS, S_SS, S_LI, S_SA],
+    /* fin */ [S_TW, S_FW, S_SS, S_TW, S_FW, S_TW, S_CL, S_TW, S_LA, S_LI, S_TW],
+    /* ack */ [S_ES, S_ES, S_SS, S_ES, S_FW, S_TW, S_CL, S_CW, S_LA, S_ES, S_ES],
+    /* rst */ [S_CL, S_CL, S_SS, S_CL, S_CL, S_TW, S_CL, S_CL, S_CL, S_CL, S_CL],
+    // INPUT_ONLY
+    /* syn */ [S_SA, S_ES, S_ES, S_SR, S_SA, S_SA, S_SA, S_SA, S_SA, S_SA, S_SA],
+    /* fin */ [S_CL, S_FW, S_SS, S_TW, S_FW, S_TW, S_CL, S_CW, S_LA, S_LI, S_TW],
+    /* ack */ [S_CL, S_ES, S_SS, S_ES, S_FW, S_TW, S_CL, S_CW, S_CL, S_LI, S_ES],
+    /* rst */ [S_CL, S_CL, S_CL, S_SR, S_CL, S_CL, S_CL, S_CL, S_LA, S_LI, S_CL],
+];
+
 /// The next TCP state for a segment with `flags` in row `dir` from `cur` (`set_tcp_state`
 /// without the side effects). A segment with no RST/SYN/FIN/ACK gives CLOSE, as in the kernel.
 #[inline]
 #[must_use]
 pub fn tcp_next(dir: StateDir, flags: u8, cur: u8) -> u8 {
+    tcp_next_in(&TCP_STATES, dir, flags, cur)
+}
+
+/// As [`tcp_next`], in the `secure_tcp` table (`tcp_states_dos`).
+#[inline]
+#[must_use]
+pub fn tcp_next_secure(dir: StateDir, flags: u8, cur: u8) -> u8 {
+    tcp_next_in(&TCP_STATES_DOS, dir, flags, cur)
+}
+
+#[inline]
+fn tcp_next_in(table: &[[u8; tcp::COUNT]; 12], dir: StateDir, flags: u8, cur: u8) -> u8 {
     match tcp_state_idx(flags) {
         Some(idx) => {
-            let row = &TCP_STATES[dir.offset() + idx];
+            let row = &table[dir.offset() + idx];
             row.get(usize::from(cur)).copied().unwrap_or(tcp::CLOSE)
         }
         None => tcp::CLOSE,
@@ -226,7 +263,15 @@ pub fn tcp_active(state: u8) -> bool {
 #[inline]
 #[must_use]
 pub fn next_state(proto_num: u8, dir: StateDir, flags: u8, cur: u8) -> u8 {
+    next_state_with(false, proto_num, dir, flags, cur)
+}
+
+/// As [`next_state`]; `secure` picks the `secure_tcp` TCP table.
+#[inline]
+#[must_use]
+pub fn next_state_with(secure: bool, proto_num: u8, dir: StateDir, flags: u8, cur: u8) -> u8 {
     match proto_num {
+        proto::TCP if secure => tcp_next_secure(dir, flags, cur),
         proto::TCP => tcp_next(dir, flags, cur),
         proto::SCTP => {
             if flags & SCTP_CLOSING != 0 {
@@ -359,6 +404,23 @@ mod tests {
         assert_eq!(tcp_next(StateDir::Input, FIN, ESTABLISHED), CLOSE_WAIT);
         assert_eq!(tcp_next(StateDir::InputOnly, FIN, ESTABLISHED), FIN_WAIT);
         assert_eq!(tcp_next(StateDir::Input, RST, SYNACK), SYN_RECV);
+    }
+
+    #[test]
+    fn secure_tcp_establishes_only_after_the_servers_syn_ack() {
+        use crate::wire::tcp::flags::{ACK, SYN};
+        // A spoofed client: SYN then ACK without the server's SYN+ACK stays half-open.
+        let s = tcp_next_secure(StateDir::Input, SYN, NONE);
+        assert_eq!(s, SYN_RECV);
+        assert_eq!(tcp_next_secure(StateDir::Input, ACK, s), SYN_RECV);
+        assert_eq!(tcp_next(StateDir::Input, ACK, s), ESTABLISHED);
+        // A real handshake: SYN, server SYN+ACK (SYNACK), client ACK.
+        let s = tcp_next_secure(StateDir::Output, SYN | ACK, s);
+        assert_eq!(s, SYNACK);
+        assert_eq!(tcp_next_secure(StateDir::Input, ACK, s), SYNACK);
+        assert_eq!(tcp_next_secure(StateDir::Output, ACK, s), ESTABLISHED);
+        // An ACK with no state closes.
+        assert_eq!(tcp_next_secure(StateDir::Input, ACK, NONE), CLOSE);
         assert_eq!(tcp_next(StateDir::InputOnly, RST, SYNACK), CLOSE);
     }
 

@@ -393,6 +393,10 @@ pub struct Defence {
     pub drop_packet: DefenceMode,
     /// `drop_packet` rate with `Always` (IPVS `am_droprate`, default 10).
     pub am_droprate: u32,
+    /// When TCP conns use the `secure_tcp` state table (`tcp_states_dos`: a client's ACK does
+    /// not establish a conn before the server's SYN+ACK was seen, so spoofed handshakes stay
+    /// half-open, where `drop_entry` reclaims them).
+    pub secure_tcp: DefenceMode,
 }
 
 impl Default for Defence {
@@ -403,6 +407,7 @@ impl Default for Defence {
             min_age_ms: 1000,
             drop_packet: DefenceMode::Off,
             am_droprate: 10,
+            secure_tcp: DefenceMode::Off,
         }
     }
 }
@@ -433,6 +438,7 @@ pub struct ConnTable {
     drop_packet_mode: AtomicU8,
     am_droprate: AtomicU32,
     drop_counter: AtomicU32,
+    secure_tcp_mode: AtomicU8,
 }
 
 impl ConnTable {
@@ -486,6 +492,7 @@ impl ConnTable {
             drop_packet_mode: AtomicU8::new(DefenceMode::Off as u8),
             am_droprate: AtomicU32::new(Defence::default().am_droprate),
             drop_counter: AtomicU32::new(0),
+            secure_tcp_mode: AtomicU8::new(DefenceMode::Off as u8),
         })
     }
 
@@ -529,6 +536,20 @@ impl ConnTable {
             .store(d.am_droprate.max(1), Ordering::Relaxed);
         self.drop_packet_mode
             .store(d.drop_packet as u8, Ordering::Relaxed);
+        self.secure_tcp_mode
+            .store(d.secure_tcp as u8, Ordering::Relaxed);
+    }
+
+    /// Whether TCP conns use the `secure_tcp` table now (one relaxed load when off).
+    #[inline]
+    fn secure_tcp(&self) -> bool {
+        match mode_of(self.secure_tcp_mode.load(Ordering::Relaxed)) {
+            DefenceMode::Off => false,
+            DefenceMode::Auto => {
+                self.max_conns.saturating_sub(self.len()) < self.amemthresh.load(Ordering::Relaxed)
+            }
+            DefenceMode::Always => true,
+        }
     }
 
     /// `drop_packet`: whether to refuse this new conn (see [`Defence`]). One relaxed atomic
@@ -566,6 +587,7 @@ impl ConnTable {
             min_age_ms: self.defence_min_age_ms.load(Ordering::Relaxed),
             drop_packet: mode_of(self.drop_packet_mode.load(Ordering::Relaxed)),
             am_droprate: self.am_droprate.load(Ordering::Relaxed),
+            secure_tcp: mode_of(self.secure_tcp_mode.load(Ordering::Relaxed)),
         }
     }
 
@@ -668,6 +690,7 @@ impl ConnTable {
             now_ms,
             worker,
             update: true,
+            secure: self.secure_tcp(),
         };
         self.probe(key, Dir::Input, &pkt, t)
             .or_else(|| self.probe(key, Dir::Output, &pkt, t))
@@ -691,6 +714,7 @@ impl ConnTable {
             now_ms,
             worker,
             update: true,
+            secure: self.secure_tcp(),
         };
         self.probe(key, Dir::Input, &pkt, t)
     }
@@ -713,6 +737,7 @@ impl ConnTable {
             now_ms,
             worker,
             update: true,
+            secure: self.secure_tcp(),
         };
         self.probe(key, Dir::Output, &pkt, t)
     }
@@ -735,6 +760,7 @@ impl ConnTable {
             now_ms,
             worker,
             update: false,
+            secure: self.secure_tcp(),
         };
         let t = Timeouts::default();
         match dir {
@@ -961,6 +987,7 @@ impl ConnTable {
             now_ms,
             worker,
             update: true,
+            secure: self.secure_tcp(),
         };
         let mut conn = Conn {
             addrs,
@@ -1445,6 +1472,8 @@ struct Packet {
     worker: usize,
     /// Run the state machine and re-arm the timer (false for ICMP errors about the conn).
     update: bool,
+    /// Use the `secure_tcp` state table.
+    secure: bool,
 }
 
 /// Run one packet through a conn (`ip_vs_set_state` + stats + `ip_vs_conn_put`'s timer).
@@ -1491,7 +1520,7 @@ fn transition<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) ->
         Dir::Input if c.flags & cf::NOOUTPUT != 0 => StateDir::InputOnly,
         Dir::Input => StateDir::Input,
     };
-    let new = state::next_state(c.proto, sdir, pkt.flags, c.state);
+    let new = state::next_state_with(pkt.secure, c.proto, sdir, pkt.flags, c.state);
     let mut assure = None;
     if new != c.state {
         if let Some(d) = &c.dest {
