@@ -114,6 +114,11 @@ pub struct DataplaneOpts {
     /// `--am-droprate`).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub drop_packet: u8,
+    /// IPVS's `secure_tcp`: TCP conns use the secure state table (a client's ACK does not
+    /// establish a conn before the server's SYN+ACK was seen): 0 never, 1 (or 2) while fewer
+    /// than `--amemthresh` entries are free, 3 always.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub secure_tcp: u8,
     /// `--drop-packet 3` refuses one new conn in this many (IPVS `am_droprate`).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub am_droprate: u32,
@@ -179,6 +184,7 @@ impl DataplaneOpts {
             min_age_ms: self.drop_entry_min_age_ms,
             drop_packet: mode(self.drop_packet),
             am_droprate: self.am_droprate,
+            secure_tcp: mode(self.secure_tcp),
         }
     }
 
