@@ -167,6 +167,56 @@ fn always_mode_drops_half_open_conns_even_with_room() {
 }
 
 #[test]
+fn secure_tcp_keeps_spoofed_handshakes_half_open_for_drop_entry() {
+    // A flood of SYN + ACK pairs (the ACK blind, no SYN+ACK seen): the normal table
+    // establishes them and drop_entry can never reclaim them; the secure table keeps them
+    // half-open and drop_entry does.
+    for secure in [false, true] {
+        let (mut w, _, conns) = worker_with(&config(), MAX);
+        conns.set_defence(Defence {
+            mode: DefenceMode::Always,
+            min_age_ms: 100,
+            secure_tcp: if secure {
+                DefenceMode::Always
+            } else {
+                DefenceMode::Off
+            },
+            ..Defence::default()
+        });
+        for i in 0..100u32 {
+            let (src, sp) = (spoofed(i), 1024 + i as u16);
+            step(
+                &mut w,
+                0,
+                &tu::tcp4(C_MAC, D0, src, sp, VIP, 80, SYN, b""),
+                1000,
+            );
+            step(
+                &mut w,
+                0,
+                &tu::tcp4(C_MAC, D0, src, sp, VIP, 80, ACK, b""),
+                1000,
+            );
+        }
+        // A genuine client completes its handshake meanwhile.
+        assert!(handshake(&mut w, 40000, 1000));
+        let reply = tu::tcp4(R_MAC, D1, RIP, 8080, CIP, 40000, ACK | PSH, b"200 OK");
+        assert_eq!(step(&mut w, 1, &reply, 1000).len(), 1);
+        expire_all(&mut w, 2000);
+        if secure {
+            assert_eq!(conns.len(), 1, "spoofed handshakes survived secure_tcp");
+            assert_eq!(conns.defence_dropped(), 100);
+        } else {
+            assert_eq!(conns.len(), 101, "blind ACKs established the spoofed conns");
+            assert_eq!(conns.defence_dropped(), 0);
+        }
+        // The genuine conn is established either way and keeps flowing.
+        let data = tu::tcp4(C_MAC, D0, CIP, 40000, VIP, 80, ACK | PSH, b"more");
+        assert_eq!(step(&mut w, 0, &data, 2000).len(), 1);
+    }
+}
+
+#[test]
 fn drop_packet_refuses_a_share_of_new_conns() {
     // Always: one new conn in am_droprate.
     let (mut w, _, conns) = worker_with(&config(), MAX);
