@@ -8,4 +8,5 @@
 pub mod cli;
 pub mod daemon;
 pub mod proto;
+pub mod runtime;
 pub mod server;

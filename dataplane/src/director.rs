@@ -19,8 +19,8 @@ use arc_swap::ArcSwap;
 
 use crate::sched::{AnyScheduler, SchedError};
 use crate::service::{
-    Config, CounterValues, Dest, DestId, DestState, PerWorkerCounters, Service, ServiceId,
-    ServiceKey, ServiceState, Snapshot, dest_flags,
+    Config, CounterValues, Dest, DestId, DestState, Service, ServiceId, ServiceKey, ServiceState,
+    Snapshot, dest_flags,
 };
 
 /// Errors applying a configuration.
@@ -54,6 +54,10 @@ pub struct DestCounters {
 }
 
 type DestKey = (ServiceKey, IpAddr, u16);
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -136,17 +140,12 @@ impl Director {
                 None => {
                     let id = ServiceId(reg.next_service);
                     reg.next_service += 1;
-                    (
-                        id,
-                        Arc::new(ServiceState {
-                            stats: PerWorkerCounters::new(self.workers),
-                        }),
-                    )
+                    (id, Arc::new(ServiceState::new(self.workers)))
                 }
             };
             for d in &dests {
                 let st = &d.state;
-                st.weight.store(d.conf.weight, Ordering::Relaxed);
+                st.set_weight(d.conf.weight);
                 st.u_threshold.store(d.conf.u_threshold, Ordering::Relaxed);
                 st.l_threshold.store(d.conf.l_threshold, Ordering::Relaxed);
                 st.flags.fetch_or(dest_flags::AVAILABLE, Ordering::Relaxed);
@@ -195,7 +194,7 @@ impl Director {
             persistconns: d.state.persistconns.load(Ordering::Relaxed),
             counters: ListCounters {
                 stats: d.state.stats.sum(),
-                rate: CounterValues::default(),
+                rate: lock(&d.state.est).read(),
             },
         })
     }
@@ -207,11 +206,12 @@ impl Director {
         let s = snap.service(svc)?;
         Some(ListCounters {
             stats: s.state.stats.sum(),
-            rate: CounterValues::default(),
+            rate: lock(&s.state.est).read(),
         })
     }
 
-    /// Zero the counters of one service (and its dests) or of everything (`-Z`).
+    /// Zero the counters and rate estimators of one service (and its dests) or of everything
+    /// (`-Z`).
     pub fn zero(&self, svc: Option<&ServiceKey>) {
         let snap = self.snapshot();
         for s in snap
@@ -220,8 +220,21 @@ impl Director {
             .filter(|s| svc.is_none_or(|k| *k == s.conf.key))
         {
             s.state.stats.zero();
+            lock(&s.state.est).zero(s.state.stats.sum());
             for d in &s.dests {
                 d.state.stats.zero();
+                lock(&d.state.est).zero(d.state.stats.sum());
+            }
+        }
+    }
+
+    /// One tick of every rate estimator (call every [`crate::stats::RATE_TICK_MS`]).
+    pub fn estimate(&self) {
+        let snap = self.snapshot();
+        for s in &snap.services {
+            lock(&s.state.est).update(s.state.stats.sum());
+            for d in &s.dests {
+                lock(&d.state.est).update(d.state.stats.sum());
             }
         }
     }

@@ -378,12 +378,18 @@ pub struct DestState {
     pub flags: AtomicU32,
     /// Current weight (mirrors the snapshot; read by conn code after the dest left the snapshot).
     pub weight: AtomicI32,
+    /// The kernel's `last_weight`: the latest non-zero weight (or the weight the dest was added
+    /// with). The mh scheduler sizes a quiesced dest's table share by it. Set through
+    /// [`DestState::set_weight`].
+    pub last_weight: AtomicI32,
     /// Upper threshold (`-x`).
     pub u_threshold: AtomicU32,
     /// Lower threshold (`-y`).
     pub l_threshold: AtomicU32,
     /// Packet counters per worker.
     pub stats: PerWorkerCounters,
+    /// Rate estimator (control plane only; workers never touch it).
+    pub est: std::sync::Mutex<crate::stats::RateEstimator>,
 }
 
 impl DestState {
@@ -396,10 +402,21 @@ impl DestState {
             persistconns: AtomicU32::new(0),
             flags: AtomicU32::new(dest_flags::AVAILABLE),
             weight: AtomicI32::new(conf.weight),
+            last_weight: AtomicI32::new(conf.weight),
             u_threshold: AtomicU32::new(conf.u_threshold),
             l_threshold: AtomicU32::new(conf.l_threshold),
             stats: PerWorkerCounters::new(workers),
+            est: std::sync::Mutex::default(),
         }
+    }
+
+    /// Record an edited weight (`__ip_vs_update_dest`): `weight` always, `last_weight` only when
+    /// the new weight is non-zero ("keep the last_weight with latest non-0 weight").
+    pub fn set_weight(&self, w: i32) {
+        if w != 0 {
+            self.last_weight.store(w, Ordering::Relaxed);
+        }
+        self.weight.store(w, Ordering::Relaxed);
     }
 
     /// Active + inactive conns (`ip_vs_dest_totalconns`; templates do not count).
@@ -525,6 +542,19 @@ impl Dest {
 pub struct ServiceState {
     /// Packet counters per worker.
     pub stats: PerWorkerCounters,
+    /// Rate estimator (control plane only).
+    pub est: std::sync::Mutex<crate::stats::RateEstimator>,
+}
+
+impl ServiceState {
+    /// Fresh counters for `workers` workers.
+    #[must_use]
+    pub fn new(workers: usize) -> Self {
+        Self {
+            stats: PerWorkerCounters::new(workers),
+            est: std::sync::Mutex::default(),
+        }
+    }
 }
 
 /// A service as the worker sees it in a snapshot.
@@ -552,6 +582,7 @@ pub struct Snapshot {
     /// Protocol timeouts.
     pub timeouts: Timeouts,
     by_key: hashbrown::HashMap<ServiceKey, usize>,
+    owned: hashbrown::HashSet<IpAddr>,
 }
 
 impl Snapshot {
@@ -569,11 +600,19 @@ impl Snapshot {
             .enumerate()
             .map(|(i, s)| (s.conf.key, i))
             .collect();
+        let mut owned = hashbrown::HashSet::new();
+        for s in &services {
+            if let ServiceKey::Inet { addr, .. } = s.conf.key {
+                owned.insert(addr);
+            }
+            owned.extend(s.conf.laddrs.iter().copied());
+        }
         Self {
             generation,
             services,
             timeouts,
             by_key,
+            owned,
         }
     }
 
@@ -582,6 +621,35 @@ impl Snapshot {
     #[must_use]
     pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
         self.by_key.get(key).map(|&i| &self.services[i])
+    }
+
+    /// Whether `addr` is a VIP or a FULLNAT local address of some service (the director answers
+    /// ARP/ND for these).
+    #[inline]
+    #[must_use]
+    pub fn owns(&self, addr: &IpAddr) -> bool {
+        self.owned.contains(addr)
+    }
+
+    /// The service a new connection to `dst:dport` belongs to: the exact service first, then
+    /// the port-0 (all ports) service of the VIP, as `ip_vs_service_find` does.
+    #[inline]
+    #[must_use]
+    pub fn find(&self, proto: Protocol, dst: IpAddr, dport: u16) -> Option<usize> {
+        self.by_key
+            .get(&ServiceKey::Inet {
+                proto,
+                addr: dst,
+                port: dport,
+            })
+            .or_else(|| {
+                self.by_key.get(&ServiceKey::Inet {
+                    proto,
+                    addr: dst,
+                    port: 0,
+                })
+            })
+            .copied()
     }
 
     /// Index of the service with this key.

@@ -130,4 +130,121 @@ impl WorkerStats {
     pub fn drop(&mut self, r: DropReason) {
         self.drops[r as usize] += 1;
     }
+
+    /// Add another worker's counters (control-plane totals).
+    pub fn add(&mut self, o: &Self) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        self.neigh_replies += o.neigh_replies;
+        self.neigh_requests += o.neigh_requests;
+        self.conns_created += o.conns_created;
+    }
+
+    /// Total drops.
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+use crate::service::CounterValues;
+
+/// The IPVS rate estimator (`ip_vs_est.c`), ticked every 2 seconds by the control plane.
+///
+/// Each tick takes the counter deltas over the 2 s period, scales them (x512 for conns and
+/// packets, i.e. per second in units of 1/1024; x16 for bytes, per second in units of 1/32), and
+/// moves a running average a quarter of the way toward them: `avg += (rate - avg) >> 2`. The
+/// read-out rounds: `(avg + 0x1FF) >> 10` for CPS and PPS, `(avg + 0xF) >> 5` for bytes/s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateEstimator {
+    last: CounterValues,
+    // conns, inpkts, outpkts, inbytes, outbytes (scaled averages)
+    avg: [i64; 5],
+}
+
+/// The estimator period.
+pub const RATE_TICK_MS: u64 = 2000;
+
+impl RateEstimator {
+    /// One 2-second tick with the current totals.
+    #[allow(clippy::cast_possible_wrap)] // deltas over 2 s are far below i64::MAX
+    pub fn update(&mut self, cur: CounterValues) {
+        let d = |now: u64, last: u64| now.wrapping_sub(last) as i64;
+        let rates = [
+            d(cur.conns, self.last.conns) << 9,
+            d(cur.inpkts, self.last.inpkts) << 9,
+            d(cur.outpkts, self.last.outpkts) << 9,
+            d(cur.inbytes, self.last.inbytes) << 4,
+            d(cur.outbytes, self.last.outbytes) << 4,
+        ];
+        for (avg, rate) in self.avg.iter_mut().zip(rates) {
+            *avg += (rate - *avg) >> 2;
+        }
+        self.last = cur;
+    }
+
+    /// The rates as `--rate` shows them: conns/s, packets/s, bytes/s.
+    #[must_use]
+    #[allow(clippy::cast_sign_loss)] // clamped to >= 0 first
+    pub fn read(&self) -> CounterValues {
+        let pps = |a: i64| ((a.max(0) + 0x1FF) >> 10) as u64;
+        let bps = |a: i64| ((a.max(0) + 0xF) >> 5) as u64;
+        CounterValues {
+            conns: pps(self.avg[0]),
+            inpkts: pps(self.avg[1]),
+            outpkts: pps(self.avg[2]),
+            inbytes: bps(self.avg[3]),
+            outbytes: bps(self.avg[4]),
+        }
+    }
+
+    /// Forget everything (`-Z`): averages to zero, the next delta counted from `cur`.
+    pub fn zero(&mut self, cur: CounterValues) {
+        self.avg = [0; 5];
+        self.last = cur;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_rate_converges_to_itself() {
+        let mut e = RateEstimator::default();
+        let mut cur = CounterValues::default();
+        for _ in 0..100 {
+            // 100 conns/s, 1000 pkts/s, 1_000_000 bytes/s in, over 2 s
+            cur.conns += 200;
+            cur.inpkts += 2000;
+            cur.inbytes += 2_000_000;
+            e.update(cur);
+        }
+        let r = e.read();
+        assert_eq!(
+            (r.conns, r.inpkts, r.inbytes, r.outpkts),
+            (100, 1000, 1_000_000, 0)
+        );
+    }
+
+    #[test]
+    fn first_tick_moves_a_quarter_of_the_way() {
+        let mut e = RateEstimator::default();
+        e.update(CounterValues {
+            inpkts: 2000,
+            ..Default::default()
+        });
+        // avg = (2000 << 9) >> 2 = 256000; (256000 + 511) >> 10 = 250
+        assert_eq!(e.read().inpkts, 250);
+        e.zero(CounterValues {
+            inpkts: 2000,
+            ..Default::default()
+        });
+        assert_eq!(e.read(), CounterValues::default());
+    }
 }

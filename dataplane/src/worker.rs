@@ -1,1 +1,636 @@
-//! TODO: being written.
+//! The run-to-completion worker: one per core, generic over [`PacketIo`].
+//!
+//! One loop turn ([`Worker::poll`]): adopt a newer config snapshot if one was published (only
+//! here, between bursts), receive a burst of up to [`BATCH`] frames, run each to completion
+//! (parse, ARP/ND, conn lookup, schedule a new conn, rewrite for the forwarding mode, route,
+//! resolve the next hop's MAC, write L2), transmit the survivors in one `tx_burst`, recycle the
+//! rest, expire a bounded number of conns, and let the backend do its housekeeping.
+//!
+//! Invariants: every received descriptor ends in exactly one of the tx or drop arrays; every
+//! drop names a [`DropReason`]. Per-worker scheduler state (rr cursor, wrr weight, lblc table)
+//! is kept per service and carried across snapshots with `AnyScheduler::inherit`.
+//! Never, per packet: allocate, lock across the burst, log, or make a syscall.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::conn::{ConnTable, Hit, NewConn, TemplateKey};
+use crate::director::Director;
+use crate::flow::{ConnTuple, Dir, FlowKey, proto};
+use crate::fwd::{self, FwdConn, FwdCtx, Verdict};
+use crate::io::{BATCH, Desc, Frame, PacketIo};
+use crate::neigh::{NeighMap, NeighTable, NetConf, Routes};
+use crate::sched::AnyScheduler;
+use crate::service::{FwdMode, Protocol, ServiceKey, Snapshot, svc_flags};
+use crate::stats::{DropReason, WorkerStats};
+use crate::wire::tcp::flags as tcp_flags;
+use crate::wire::{self, PacketInfo, Parsed};
+
+/// State shared by every worker of a director.
+#[derive(Debug)]
+pub struct Shared {
+    /// Config snapshots and dest identities.
+    pub director: Arc<Director>,
+    /// The conn table (both directions, all workers).
+    pub conns: Arc<ConnTable>,
+    /// The neighbour cache.
+    pub neigh: Arc<NeighTable>,
+    /// Static network configuration.
+    pub net: NetConf,
+    /// Routes built from `net`.
+    pub routes: Routes,
+    /// Published per-worker counters (each worker writes its own slot now and then).
+    pub worker_stats: Vec<Mutex<WorkerStats>>,
+    /// Complete CHECKSUM_PARTIAL TCP/UDP checksums from local senders (see `fwd`).
+    pub complete_partial: bool,
+}
+
+impl Shared {
+    /// Everything the workers of a director share.
+    pub fn new(
+        director: Arc<Director>,
+        conns: Arc<ConnTable>,
+        net: NetConf,
+        workers: usize,
+    ) -> Result<Self, crate::neigh::NetError> {
+        let routes = Routes::new(&net)?;
+        let neigh = Arc::new(NeighTable::new(&net.neigh));
+        let worker_stats = (0..workers.max(1))
+            .map(|_| Mutex::new(WorkerStats::default()))
+            .collect();
+        Ok(Self {
+            director,
+            conns,
+            neigh,
+            net,
+            routes,
+            worker_stats,
+            complete_partial: false,
+        })
+    }
+
+    /// Sum of the published worker counters.
+    #[must_use]
+    pub fn stats(&self) -> WorkerStats {
+        let mut t = WorkerStats::default();
+        for s in &self.worker_stats {
+            let s = s.lock().unwrap_or_else(PoisonError::into_inner);
+            t.add(&s);
+        }
+        t
+    }
+}
+
+/// Conns expired per loop turn at most (bounded work, never a stop-the-world sweep).
+pub const EXPIRE_BUDGET: usize = 64;
+
+/// Publish counters every this many loop turns.
+const PUBLISH_EVERY: u32 = 256;
+
+/// A worker: one I/O backend, run to completion.
+#[derive(Debug)]
+pub struct Worker<I: PacketIo> {
+    io: I,
+    ctx: Ctx,
+    rx: [Desc; BATCH],
+    tx: [Desc; BATCH],
+    drop: [Desc; BATCH],
+    turns: u32,
+}
+
+/// Everything but the I/O backend, so a frame (which borrows the backend) and the context can
+/// be borrowed at once.
+#[derive(Debug)]
+struct Ctx {
+    index: usize,
+    shared: Arc<Shared>,
+    snap: Arc<Snapshot>,
+    scheds: Vec<AnyScheduler>,
+    neigh: Arc<NeighMap>,
+    stats: WorkerStats,
+    now_ms: u64,
+    /// Last time we asked for each unresolved neighbour (bounded: cleared when large).
+    asked: hashbrown::HashMap<IpAddr, u64>,
+    /// Neighbour requests to send after the burst (address, port).
+    want: [(IpAddr, u16); 8],
+    wants: usize,
+}
+
+impl<I: PacketIo> Worker<I> {
+    /// Worker number `index` over `io`.
+    pub fn new(index: usize, io: I, shared: Arc<Shared>) -> Self {
+        let snap = shared.director.snapshot();
+        let scheds = snap
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| seeded(&s.sched, i, index))
+            .collect();
+        let neigh = shared.neigh.load();
+        Self {
+            io,
+            ctx: Ctx {
+                index,
+                shared,
+                snap,
+                scheds,
+                neigh,
+                stats: WorkerStats::default(),
+                now_ms: 0,
+                asked: hashbrown::HashMap::with_capacity(64),
+                want: [(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0); 8],
+                wants: 0,
+            },
+            rx: [Desc::default(); BATCH],
+            tx: [Desc::default(); BATCH],
+            drop: [Desc::default(); BATCH],
+            turns: 0,
+        }
+    }
+
+    /// The I/O backend.
+    pub fn io(&self) -> &I {
+        &self.io
+    }
+
+    /// The I/O backend, mutable (tests inject frames through it).
+    pub fn io_mut(&mut self) -> &mut I {
+        &mut self.io
+    }
+
+    /// This worker's counters (unpublished, exact).
+    #[must_use]
+    pub fn stats(&self) -> &WorkerStats {
+        &self.ctx.stats
+    }
+
+    /// Adopt the newest snapshot if it changed, carrying scheduler positions over.
+    fn adopt(&mut self) {
+        let snap = self.ctx.shared.director.snapshot();
+        if snap.generation != self.ctx.snap.generation {
+            let old = std::mem::replace(&mut self.ctx.snap, snap);
+            let mut scheds = Vec::with_capacity(self.ctx.snap.services.len());
+            for (si, s) in self.ctx.snap.services.iter().enumerate() {
+                let mut sched = seeded(&s.sched, si, self.ctx.index);
+                if let Some(i) = old.service_index(&s.conf.key) {
+                    sched.inherit(&self.ctx.scheds[i], &old.services[i].dests, &s.dests);
+                }
+                scheds.push(sched);
+            }
+            self.ctx.scheds = scheds;
+        }
+        self.ctx.neigh = self.ctx.shared.neigh.load();
+    }
+
+    /// One loop turn at time `now_ms`. Returns the number of frames received.
+    pub fn poll(&mut self, now_ms: u64) -> usize {
+        self.ctx.now_ms = now_ms;
+        self.adopt();
+        let n = self.io.rx_burst(&mut self.rx);
+        let (mut ntx, mut ndrop) = (0, 0);
+        for i in 0..n {
+            let mut d = self.rx[i];
+            self.ctx.stats.rx_packets += 1;
+            self.ctx.stats.rx_bytes += u64::from(d.len);
+            let verdict = {
+                let mut frame = self.io.frame(&mut d);
+                process(&mut self.ctx, &mut frame)
+            };
+            match verdict {
+                Ok(()) => {
+                    self.tx[ntx] = d;
+                    ntx += 1;
+                }
+                Err(r) => {
+                    self.ctx.stats.drop(r);
+                    self.drop[ndrop] = d;
+                    ndrop += 1;
+                }
+            }
+        }
+        if ntx > 0 {
+            let sent = self.io.tx_burst(&self.tx[..ntx]);
+            for d in &self.tx[..sent] {
+                self.ctx.stats.tx_packets += 1;
+                self.ctx.stats.tx_bytes += u64::from(d.len);
+            }
+            if sent < ntx {
+                for _ in sent..ntx {
+                    self.ctx.stats.drop(DropReason::TxFull);
+                }
+                self.io.recycle(&self.tx[sent..ntx]);
+            }
+        }
+        if ndrop > 0 {
+            self.io.recycle(&self.drop[..ndrop]);
+        }
+        self.send_neigh_requests();
+        self.ctx.shared.conns.expire(now_ms, EXPIRE_BUDGET);
+        self.io.service();
+        self.turns = self.turns.wrapping_add(1);
+        if self.turns.is_multiple_of(PUBLISH_EVERY) {
+            self.publish();
+        }
+        n
+    }
+
+    /// Publish this worker's counters for the control plane (never blocks: skips if busy).
+    pub fn publish(&mut self) {
+        if let Some(slot) = self.ctx.shared.worker_stats.get(self.ctx.index)
+            && let Ok(mut s) = slot.try_lock()
+        {
+            s.clone_from(&self.ctx.stats);
+        }
+    }
+
+    #[cold]
+    fn send_neigh_requests(&mut self) {
+        for i in 0..self.ctx.wants {
+            let (addr, port) = self.ctx.want[i];
+            let Some(mut d) = self.io.alloc(port) else {
+                break;
+            };
+            let mac = self.io.mac(port);
+            let built = {
+                let mut f = self.io.frame(&mut d);
+                crate::neigh::build_request(&mut f, mac, &self.ctx.shared.routes, port, addr)
+            };
+            if built && self.io.tx_burst(std::slice::from_ref(&d)) == 1 {
+                self.ctx.stats.neigh_requests += 1;
+            } else {
+                self.io.recycle(std::slice::from_ref(&d));
+            }
+        }
+        self.ctx.wants = 0;
+    }
+}
+
+/// A worker's own copy of a service's scheduler; randomised ones (twos) get a per-worker,
+/// per-service seed so workers do not draw the same sequence.
+fn seeded(sched: &AnyScheduler, service: usize, worker: usize) -> AnyScheduler {
+    let mut s = sched.clone();
+    s.seed(((service as u64) << 32) | worker as u64);
+    s
+}
+
+/// Run one frame to completion. `Ok` means transmit it (its descriptor's port is set).
+#[inline]
+fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
+    let parsed = wire::parse_frame(frame.data())?;
+    let info = match parsed {
+        Parsed::Ip(info) => info,
+        Parsed::Arp { l3_off } => return arp(ctx, frame, l3_off),
+        Parsed::Other(_) => return Err(DropReason::UnknownEthertype),
+    };
+    // Trim Ethernet padding so lengths below are the IP packet's.
+    frame
+        .set_len(info.l3_off + info.l3_len)
+        .map_err(|_| DropReason::Malformed)?;
+    match info.proto {
+        proto::TCP | proto::UDP | proto::SCTP => l4(ctx, frame, &info),
+        proto::ICMP => icmp(ctx, frame, &info),
+        proto::ICMPV6 => {
+            if matches!(info.icmp_type, 135 | 136) {
+                nd(ctx, frame, &info)
+            } else {
+                icmp(ctx, frame, &info)
+            }
+        }
+        _ => Err(DropReason::UnknownProtocol),
+    }
+}
+
+/// TCP/UDP/SCTP: the conn path.
+#[inline]
+fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), DropReason> {
+    if info.frag == wire::Frag::NotFirst {
+        return Err(DropReason::Fragment);
+    }
+    let key = FlowKey {
+        proto: info.proto,
+        src: info.src,
+        dst: info.dst,
+        sport: info.sport,
+        dport: info.dport,
+    };
+    let len = u32::try_from(info.l3_len).unwrap_or(u32::MAX);
+    let conns = &ctx.shared.conns;
+    let hit = match conns.lookup(
+        &key,
+        info.tcp_flags,
+        len,
+        ctx.now_ms,
+        ctx.index,
+        &ctx.snap.timeouts,
+    ) {
+        // The dest was deleted: the kernel silently drops the conn's packets (ip_vs_in).
+        Some(h) if !h.dest_available => return Err(DropReason::NoDest),
+        Some(h) => h,
+        None => new_conn(ctx, &key, info, len)?,
+    };
+    forward(ctx, frame, info, &hit)
+}
+
+/// Rewrite for the conn's mode, then route and write L2.
+#[inline]
+fn forward(
+    ctx: &mut Ctx,
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    hit: &Hit,
+) -> Result<(), DropReason> {
+    let fconn = FwdConn {
+        tuple: hit.tuple,
+        mode: hit.fwd,
+        tun: hit.tun,
+    };
+    let fctx = fwd_ctx(ctx, &hit.tuple, hit.dir);
+    match fwd::rewrite(&fconn, hit.dir, frame, info, &fctx) {
+        Verdict::Tx { route_to } => l2_out(ctx, frame, info.l3_off, route_to),
+        Verdict::Drop(r) => Err(r),
+    }
+}
+
+/// The egress facts the rewrite needs: the port the packet will leave by (towards the dest on
+/// the way in, towards the client on the way out), its MTU and our address on it.
+#[inline]
+fn fwd_ctx(ctx: &Ctx, t: &ConnTuple, dir: Dir) -> FwdCtx {
+    let routes = &ctx.shared.routes;
+    let to = if dir == Dir::Input { t.daddr } else { t.caddr };
+    let port = routes.lookup(to).map_or(0, |h| h.port);
+    let mtu = ctx
+        .shared
+        .net
+        .ports
+        .get(usize::from(port))
+        .map_or(1500, |p| p.mtu);
+    FwdCtx {
+        src_v4: routes.src_v4(port),
+        src_v6: routes.src_v6(port),
+        mtu,
+        complete_partial: ctx.shared.complete_partial,
+    }
+}
+
+/// Schedule a new conn for the first packet of a flow (`ip_vs_schedule` and
+/// `ip_vs_sched_persist` of ip_vs_core.c).
+fn new_conn(ctx: &mut Ctx, key: &FlowKey, info: &PacketInfo, len: u32) -> Result<Hit, DropReason> {
+    let proto = Protocol::from_number(key.proto).ok_or(DropReason::UnknownProtocol)?;
+    let Some(si) = ctx.snap.find(proto, key.dst, key.dport) else {
+        return Err(if ctx.snap.owns(&key.dst) {
+            DropReason::NoConn
+        } else {
+            DropReason::NotOurs
+        });
+    };
+    // TCP: only a SYN without RST opens a conn (tcp_conn_schedule, sloppy_tcp off).
+    if key.proto == proto::TCP
+        && (info.tcp_flags & tcp_flags::SYN == 0 || info.tcp_flags & tcp_flags::RST != 0)
+    {
+        return Err(DropReason::NoConn);
+    }
+    let svc = &ctx.snap.services[si];
+    let sched = &mut ctx.scheds[si];
+    let conns = &ctx.shared.conns;
+    let svc_port = match svc.conf.key {
+        ServiceKey::Inet { port, .. } => port,
+        ServiceKey::Fwmark { .. } => 0,
+    };
+    let (di, control) = if svc.conf.flags & svc_flags::PERSISTENT != 0 {
+        let tk = TemplateKey::new(&svc.conf, key.proto, key.src, key.dst, key.dport);
+        match conns.template_lookup(&tk, ctx.now_ms) {
+            Some(th) => match svc
+                .dests
+                .iter()
+                .position(|d| Arc::ptr_eq(&d.state, &th.dest))
+            {
+                Some(di) => (di, Some(th.tref)),
+                None => {
+                    conns.template_put(th.tref);
+                    return Err(DropReason::NoDest);
+                }
+            },
+            None => {
+                let di = sched
+                    .pick(&svc.dests, key, ctx.now_ms)
+                    .ok_or(DropReason::NoDest)?;
+                let d = &svc.dests[di];
+                let tdport = TemplateKey::template_dport(&svc.conf, key.dport, d.conf.port);
+                let timeout_ms = svc.conf.timeout_s.saturating_mul(1000);
+                let tref = conns
+                    .template_create(
+                        &tk,
+                        d.conf.addr,
+                        tdport,
+                        Arc::clone(&d.state),
+                        timeout_ms,
+                        ctx.now_ms,
+                    )
+                    .map_err(|e| e.drop_reason())?;
+                (di, Some(tref))
+            }
+        }
+    } else {
+        // Port-zero services are for persistent services only (the kernel logs and drops).
+        if svc_port != key.dport {
+            return Err(DropReason::NoDest);
+        }
+        (
+            sched
+                .pick(&svc.dests, key, ctx.now_ms)
+                .ok_or(DropReason::NoDest)?,
+            None,
+        )
+    };
+    let dest = &svc.dests[di];
+    let dport = if key.dport == svc_port && dest.conf.port != 0 {
+        dest.conf.port
+    } else {
+        key.dport
+    };
+    let laddr = if dest.conf.fwd == FwdMode::FullNat {
+        pick_laddr(&svc.conf.laddrs, key).ok_or(DropReason::NoLocalPort)?
+    } else {
+        key.src
+    };
+    let tuple = ConnTuple {
+        proto: key.proto,
+        caddr: key.src,
+        cport: key.sport,
+        vaddr: key.dst,
+        vport: key.dport,
+        daddr: dest.conf.addr,
+        dport,
+        laddr,
+        lport: key.sport,
+    };
+    let new = NewConn {
+        tuple,
+        fwd: dest.conf.fwd,
+        tun: dest.conf.tun,
+        dest: Arc::clone(&dest.state),
+        svc: Arc::clone(&svc.state),
+        control,
+        one_packet: svc.conf.flags & svc_flags::ONEPACKET != 0,
+        tcp_flags: info.tcp_flags,
+        len,
+    };
+    let hit = conns
+        .create(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts)
+        .map_err(|e| e.drop_reason())?;
+    ctx.stats.conns_created += 1;
+    Ok(hit)
+}
+
+/// A FULLNAT local address of the client's family, spread over the pool by client address.
+#[inline]
+fn pick_laddr(laddrs: &[IpAddr], key: &FlowKey) -> Option<IpAddr> {
+    let n = laddrs
+        .iter()
+        .filter(|a| a.is_ipv4() == key.src.is_ipv4())
+        .count();
+    if n == 0 {
+        return None;
+    }
+    let h = match key.src {
+        IpAddr::V4(a) => a.to_bits(),
+        IpAddr::V6(a) => a.octets().chunks_exact(4).fold(0u32, |h, c| {
+            h ^ u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+        }),
+    };
+    let i = (h.wrapping_mul(0x9e37_79b9) >> 16) as usize % n;
+    laddrs
+        .iter()
+        .filter(|a| a.is_ipv4() == key.src.is_ipv4())
+        .nth(i)
+        .copied()
+}
+
+/// ICMP/ICMPv6 errors about a tracked conn are translated; everything else is dropped.
+fn icmp(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), DropReason> {
+    let Some(inner) = fwd::icmp_inner_key(frame.data(), info) else {
+        return Err(DropReason::IcmpNoConn);
+    };
+    // The quoted packet travelled the other way: the error's conn is found by the inner key
+    // reversed (an error from the client's side quotes a packet we sent to the client).
+    let conns = &ctx.shared.conns;
+    let hit = conns
+        .lookup(
+            &inner.reversed(),
+            0,
+            0,
+            ctx.now_ms,
+            ctx.index,
+            &ctx.snap.timeouts,
+        )
+        .or_else(|| conns.lookup(&inner, 0, 0, ctx.now_ms, ctx.index, &ctx.snap.timeouts))
+        .ok_or(DropReason::IcmpNoConn)?;
+    let fconn = FwdConn {
+        tuple: hit.tuple,
+        mode: hit.fwd,
+        tun: hit.tun,
+    };
+    let fctx = fwd_ctx(ctx, &hit.tuple, hit.dir);
+    match fwd::rewrite_icmp(&fconn, hit.dir, frame, info, &fctx) {
+        Verdict::Tx { route_to } => l2_out(ctx, frame, info.l3_off, route_to),
+        Verdict::Drop(r) => Err(r),
+    }
+}
+
+/// Route `route_to`, resolve its next hop and write a fresh Ethernet header in front of the IP
+/// packet at `l3_off`.
+#[inline]
+fn l2_out(
+    ctx: &mut Ctx,
+    frame: &mut Frame<'_>,
+    l3_off: usize,
+    route_to: IpAddr,
+) -> Result<(), DropReason> {
+    let hop = ctx
+        .shared
+        .routes
+        .lookup(route_to)
+        .ok_or(DropReason::NoRoute)?;
+    let Some(&dst_mac) = ctx.neigh.get(&hop.via) else {
+        want_neigh(ctx, hop.via, hop.port);
+        return Err(DropReason::NeighUnresolved);
+    };
+    let eth_len = wire::ethernet::HEADER_LEN;
+    if l3_off > eth_len {
+        frame
+            .pull_front(l3_off - eth_len)
+            .map_err(|_| DropReason::Malformed)?;
+    } else if l3_off < eth_len {
+        frame
+            .push_front(eth_len - l3_off)
+            .map_err(|_| DropReason::NoHeadroom)?;
+    }
+    let src_mac = ctx
+        .shared
+        .net
+        .ports
+        .get(usize::from(hop.port))
+        .map_or([0; 6], |p| p.mac);
+    let data = frame.data_mut();
+    let ethertype = match data.get(eth_len).map(|b| b >> 4) {
+        Some(4) => wire::ethertype::IPV4,
+        Some(6) => wire::ethertype::IPV6,
+        _ => return Err(DropReason::Malformed),
+    };
+    let mut eth = wire::EthernetFrame::new_unchecked(&mut data[..eth_len]);
+    eth.set_dst_addr(dst_mac);
+    eth.set_src_addr(src_mac);
+    eth.set_ethertype(ethertype);
+    frame.set_port(hop.port);
+    Ok(())
+}
+
+/// Remember to ask for `addr`'s MAC after the burst, at most once a second per address.
+#[cold]
+fn want_neigh(ctx: &mut Ctx, addr: IpAddr, port: u16) {
+    if ctx.asked.get(&addr).is_some_and(|&t| ctx.now_ms < t + 1000) || ctx.wants == ctx.want.len() {
+        return;
+    }
+    if ctx.asked.len() >= 4096 {
+        ctx.asked.clear();
+    }
+    ctx.asked.insert(addr, ctx.now_ms);
+    ctx.want[ctx.wants] = (addr, port);
+    ctx.wants += 1;
+}
+
+/// ARP: learn the sender; answer requests for our addresses, VIPs and local addresses.
+#[cold]
+fn arp(ctx: &mut Ctx, frame: &mut Frame<'_>, l3_off: usize) -> Result<(), DropReason> {
+    let port = frame.port();
+    let Some(p) = ctx.shared.net.ports.get(usize::from(port)) else {
+        return Err(DropReason::ArpIgnored);
+    };
+    let snap = &ctx.snap;
+    let owns = |a: IpAddr| snap.owns(&a) || p.addrs.iter().any(|pa| pa.addr == a);
+    match crate::neigh::handle_arp(frame, l3_off, p.mac, &ctx.shared.neigh, owns) {
+        Some(()) => {
+            ctx.stats.neigh_replies += 1;
+            Ok(())
+        }
+        None => Err(DropReason::ArpIgnored),
+    }
+}
+
+/// ICMPv6 neighbour discovery: learn; answer solicitations for our addresses.
+#[cold]
+fn nd(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), DropReason> {
+    let port = frame.port();
+    let Some(p) = ctx.shared.net.ports.get(usize::from(port)) else {
+        return Err(DropReason::ArpIgnored);
+    };
+    let snap = &ctx.snap;
+    let owns = |a: IpAddr| snap.owns(&a) || p.addrs.iter().any(|pa| pa.addr == a);
+    match crate::neigh::handle_nd(frame, info, p.mac, &ctx.shared.neigh, owns) {
+        Some(()) => {
+            ctx.stats.neigh_replies += 1;
+            Ok(())
+        }
+        None => Err(DropReason::ArpIgnored),
+    }
+}

@@ -1,24 +1,33 @@
-//! xvsd: the xvs daemon. This file wires the control plane; the data-plane flags and worker
-//! startup are added around `run_control` (build the director, start workers, run control,
-//! stop workers).
+//! xvsd: the xvs daemon. Builds the director and the conn table, starts the data plane (live
+//! AF_XDP workers, or an offline pcap replay), and runs the control plane until SIGTERM/SIGINT.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Parser;
 use xvs_control::daemon::{DaemonOpts, block_signals, run_control};
-use xvs_control::server::Hooks;
+use xvs_control::proto::ConnRow;
+use xvs_control::runtime::{self, Clock, DataplaneOpts, Stop};
+use xvs_control::server::{Hooks, Server};
+use xvs_dataplane::conn::ConnTable;
 use xvs_dataplane::director::Director;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// xvs: the Linux IP Virtual Server as a userspace AF_XDP data plane.
+///
+/// Without --iface and --pcap-in it runs the control plane alone (to validate configurations).
+/// With --iface it serves those interfaces through AF_XDP. With --pcap-in/--pcap-out it
+/// replays a capture through the pipeline (one worker) and exits.
 #[derive(Parser, Debug)]
 #[command(name = "xvsd", version)]
 struct Cli {
     #[command(flatten)]
     control: DaemonOpts,
+    #[command(flatten)]
+    dataplane: DataplaneOpts,
 }
 
 fn main() -> ExitCode {
@@ -27,12 +36,109 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let cli = Cli::parse();
-    let director = Arc::new(Director::new(1));
-    match run_control(&cli.control, director, Hooks::default()) {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xvsd: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let dp = &cli.dataplane;
+    let workers = runtime::worker_count(dp);
+    let director = Arc::new(Director::new(workers));
+    let conns = Arc::new(
+        ConnTable::with_bits(cli.control.conn_tab_bits, dp.max_conns, workers)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    if dp.offline() {
+        return offline(cli, director, conns);
+    }
+    let clock = Clock::default();
+    let live = if dp.ifaces.is_empty() {
+        None
+    } else {
+        let l = runtime::spawn_live(dp, Arc::clone(&director), Arc::clone(&conns), clock)?;
+        eprintln!("xvsd: {} worker(s) on {}", workers, dp.ifaces.join(", "));
+        Some(l)
+    };
+    let stop = Stop::default();
+    let est = {
+        let (director, stop) = (Arc::clone(&director), stop.clone());
+        std::thread::Builder::new()
+            .name("xvsd-estimator".into())
+            .spawn(move || {
+                let tick = std::time::Duration::from_millis(xvs_dataplane::stats::RATE_TICK_MS);
+                let mut next = std::time::Instant::now() + tick;
+                while !stop.stopped() {
+                    let now = std::time::Instant::now();
+                    if now >= next {
+                        director.estimate();
+                        next += tick;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+            .context("spawning the estimator thread")?
+    };
+    let hooks = Hooks {
+        conns: conns_hook(Arc::clone(&conns), clock),
+    };
+    let r = run_control(&cli.control, director, hooks);
+    stop.stop();
+    let _ = est.join();
+    if let Some(l) = live {
+        l.shutdown();
+    }
+    r
+}
+
+/// `-Lnc` rows from the conn table, on the workers' clock.
+fn conns_hook(conns: Arc<ConnTable>, clock: Clock) -> xvs_control::server::ConnsHook {
+    Box::new(move || {
+        let mut rows = Vec::new();
+        conns.for_each(clock.now_ms(), |c| {
+            rows.push(ConnRow {
+                proto: c.proto,
+                caddr: c.caddr,
+                cport: c.cport,
+                vaddr: c.vaddr,
+                vport: c.vport,
+                daddr: c.daddr,
+                dport: c.dport,
+                state: c.state_name.to_string(),
+                expires_s: u32::try_from(c.expires_in_ms.div_ceil(1000)).unwrap_or(u32::MAX),
+                pe: None,
+            });
+        });
+        rows
+    })
+}
+
+/// Offline mode: apply --restore, replay --pcap-in through one worker into --pcap-out, exit.
+fn offline(cli: &Cli, director: Arc<Director>, conns: Arc<ConnTable>) -> anyhow::Result<()> {
+    let mut server = Server::new(
+        Arc::clone(&director),
+        Hooks::default(),
+        cli.control.conn_tab_bits,
+    );
+    if let Some(file) = &cli.control.restore {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let r = server.restore("xvsd", &text, true);
+        if !r.messages.is_empty() || r.exit_code != 0 {
+            for (m, l) in r.messages.iter().zip(&r.error_lines) {
+                eprint!("xvsd: {}:{}: {}", file.display(), l, m);
+            }
+            anyhow::bail!("{}: not applied", file.display());
+        }
+    }
+    let s = runtime::run_offline(&cli.dataplane, director, conns)?;
+    eprintln!(
+        "xvsd: offline: {} frames in, {} out, {} dropped",
+        s.rx, s.tx, s.dropped
+    );
+    Ok(())
 }

@@ -12,6 +12,8 @@
 //! `tx_burst` (which consumes what it accepted) or `recycle`; no path leaks a frame. Never:
 //! allocate, lock or log in `rx_burst`/`tx_burst`/`recycle`/`frame`.
 
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod mem;
 pub mod pcap;
 
