@@ -200,7 +200,8 @@ pub enum IoError {
     ZeroCopyUnsupported(String),
     /// Native XDP is not available on the interface.
     #[error(
-        "{0}: native (driver) XDP attach refused ({1}); try --xdp-mode skb, or on veth keep the peer MTU <= 3506"
+        "{0}: native (driver) XDP attach refused ({1}); try --xdp-mode skb, or on veth keep the \
+         peer MTU <= 3506 and give this end at least as many RX queues as the peer has TX queues"
     )]
     NativeUnsupported(String, std::io::Error),
     /// Inconsistent options.
@@ -617,7 +618,9 @@ fn map_create_err(
         Some(libc::EOPNOTSUPP) if opts.zero_copy == ZeroCopy::On => {
             IoError::ZeroCopyUnsupported(ifname)
         }
-        Some(libc::EOPNOTSUPP | libc::ERANGE) if opts.xdp_mode == XdpMode::Native => {
+        Some(libc::EOPNOTSUPP | libc::ERANGE | libc::ENOSPC)
+            if opts.xdp_mode == XdpMode::Native =>
+        {
             IoError::NativeUnsupported(ifname, e)
         }
         Some(libc::EINVAL) => IoError::NoSuchQueue {
