@@ -120,7 +120,12 @@ impl<I: PacketIo> Worker<I> {
     /// Worker number `index` over `io`.
     pub fn new(index: usize, io: I, shared: Arc<Shared>) -> Self {
         let snap = shared.director.snapshot();
-        let scheds = snap.services.iter().map(|s| s.sched.clone()).collect();
+        let scheds = snap
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| seeded(&s.sched, i, index))
+            .collect();
         let neigh = shared.neigh.load();
         Self {
             io,
@@ -165,8 +170,8 @@ impl<I: PacketIo> Worker<I> {
         if snap.generation != self.ctx.snap.generation {
             let old = std::mem::replace(&mut self.ctx.snap, snap);
             let mut scheds = Vec::with_capacity(self.ctx.snap.services.len());
-            for s in &self.ctx.snap.services {
-                let mut sched = s.sched.clone();
+            for (si, s) in self.ctx.snap.services.iter().enumerate() {
+                let mut sched = seeded(&s.sched, si, self.ctx.index);
                 if let Some(i) = old.service_index(&s.conf.key) {
                     sched.inherit(&self.ctx.scheds[i], &old.services[i].dests, &s.dests);
                 }
@@ -260,6 +265,14 @@ impl<I: PacketIo> Worker<I> {
     }
 }
 
+/// A worker's own copy of a service's scheduler; randomised ones (twos) get a per-worker,
+/// per-service seed so workers do not draw the same sequence.
+fn seeded(sched: &AnyScheduler, service: usize, worker: usize) -> AnyScheduler {
+    let mut s = sched.clone();
+    s.seed(((service as u64) << 32) | worker as u64);
+    s
+}
+
 /// Run one frame to completion. `Ok` means transmit it (its descriptor's port is set).
 #[inline]
 fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
@@ -310,6 +323,8 @@ fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), Dro
         ctx.index,
         &ctx.snap.timeouts,
     ) {
+        // The dest was deleted: the kernel silently drops the conn's packets (ip_vs_in).
+        Some(h) if !h.dest_available => return Err(DropReason::NoDest),
         Some(h) => h,
         None => new_conn(ctx, &key, info, len)?,
     };
@@ -498,17 +513,14 @@ fn icmp(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), D
     };
     // The quoted packet travelled the other way: the error's conn is found by the inner key
     // reversed (an error from the client's side quotes a packet we sent to the client).
+    // ICMP never moves the conn's state or timer (ip_vs_in_icmp / ip_vs_out_icmp); it is
+    // only counted.
     let conns = &ctx.shared.conns;
+    let len = u32::try_from(info.l3_len).unwrap_or(u32::MAX);
+    let (now, w) = (ctx.now_ms, ctx.index);
     let hit = conns
-        .lookup(
-            &inner.reversed(),
-            0,
-            0,
-            ctx.now_ms,
-            ctx.index,
-            &ctx.snap.timeouts,
-        )
-        .or_else(|| conns.lookup(&inner, 0, 0, ctx.now_ms, ctx.index, &ctx.snap.timeouts))
+        .lookup_icmp(&inner.reversed(), None, len, now, w)
+        .or_else(|| conns.lookup_icmp(&inner, None, len, now, w))
         .ok_or(DropReason::IcmpNoConn)?;
     let fconn = FwdConn {
         tuple: hit.tuple,

@@ -634,3 +634,226 @@ impl Drop for Xvsd {
         }
     }
 }
+
+/// A TCP server for the real servers (`python3 tcp_id.py ID PORT`), dual-stack on `::`.
+/// Each connection is served line by line: `stream N PAUSE` sends N bytes in 4 KiB chunks
+/// with PAUSE seconds between chunks, then closes; any other line is echoed back prefixed
+/// with the server's ID and a space. It logs `conn ADDR PORT` per accepted connection,
+/// `streamed N` after a stream, and `error ...` when a connection fails (e.g. a reset).
+pub const TCP_ID_PY: &str = r#"
+import socket, sys, threading, time
+ident, port = sys.argv[1].encode(), int(sys.argv[2])
+def serve(c, a):
+    print('conn', a[0], a[1], flush=True)
+    try:
+        f = c.makefile('rb')
+        for line in f:
+            w = line.split()
+            if len(w) == 3 and w[0] == b'stream':
+                n, pause, sent = int(w[1]), float(w[2]), 0
+                while sent < n:
+                    k = min(4096, n - sent)
+                    c.sendall(b'x' * k)
+                    sent += k
+                    time.sleep(pause)
+                print('streamed', sent, flush=True)
+                break
+            c.sendall(ident + b' ' + line)
+    except OSError as e:
+        print('error', e, flush=True)
+    c.close()
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('::', port))
+s.listen(256)
+while True:
+    c, a = s.accept()
+    threading.Thread(target=serve, args=(c, a), daemon=True).start()
+"#;
+
+/// A UDP echo server for the real servers (`python3 udp_echo.py ID PORT`), dual-stack: every
+/// datagram is answered with the server's ID, a space and the datagram.
+pub const UDP_ECHO_PY: &str = r"
+import socket, sys
+ident, port = sys.argv[1].encode(), int(sys.argv[2])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(('::', port))
+while True:
+    d, a = s.recvfrom(65535)
+    s.sendto(ident + b' ' + d, a)
+";
+
+/// The client side (`python3 client.py HOST PORT CMD ARGS...`); every command prints one line
+/// per result on stdout and exits non-zero on any error (a reset, a timeout, a short read):
+/// - `ask N`: N TCP connections, one after another, each sends one line and prints the
+///   answering server's ID.
+/// - `hold GOFILE`: one TCP connection: asks once and prints `first ID`, waits until GOFILE
+///   exists, asks again on the same connection and prints `after ID`.
+/// - `stream N PAUSE`: one TCP connection asks for an N-byte stream and prints `got BYTES`.
+/// - `udp N`: N datagrams from one UDP socket (one flow), each waiting for its answer (up to
+///   3 tries of 1 s: the first may wait for address resolution); prints each answer's ID.
+pub const CLIENT_PY: &str = r"
+import os, socket, sys, time
+host, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+def conn():
+    c = socket.create_connection((host, port), timeout=10)
+    return c, c.makefile('rb')
+def ask(c, f, word):
+    c.sendall(word.encode() + b'\n')
+    line = f.readline()
+    w = line.split()
+    if len(w) != 2 or w[1] != word.encode():
+        sys.exit('bad answer %r' % line)
+    return w[0].decode()
+if cmd == 'ask':
+    for i in range(int(sys.argv[4])):
+        c, f = conn()
+        print(ask(c, f, 'q%d' % i), flush=True)
+        c.close()
+elif cmd == 'hold':
+    c, f = conn()
+    print('first', ask(c, f, 'a'), flush=True)
+    while not os.path.exists(sys.argv[4]):
+        time.sleep(0.05)
+    print('after', ask(c, f, 'b'), flush=True)
+    c.close()
+elif cmd == 'stream':
+    n = int(sys.argv[4])
+    c, f = conn()
+    c.settimeout(30)
+    c.sendall(('stream %d %s\n' % (n, sys.argv[5])).encode())
+    got = 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        got += len(d)
+    print('got', got, flush=True)
+    if got != n:
+        sys.exit('short stream: %d of %d' % (got, n))
+elif cmd == 'udp':
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    for i in range(int(sys.argv[4])):
+        msg = b'd%d' % i
+        for t in range(3):
+            s.sendto(msg, (host, port))
+            try:
+                d = s.recv(65535)
+                break
+            except socket.timeout:
+                if t == 2:
+                    sys.exit('no answer to datagram %d' % i)
+        w = d.split()
+        if len(w) != 2 or w[1] != msg:
+            sys.exit('bad answer %r' % d)
+        print(w[0].decode(), flush=True)
+else:
+    sys.exit('unknown command ' + cmd)
+";
+
+/// Write a helper script into `dir` (once) and return its path as a string.
+pub fn script(dir: &TempDir, name: &str, body: &str) -> Result<String> {
+    let p = dir.join(name);
+    if !p.exists() {
+        std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(p.display().to_string())
+}
+
+/// The Python interpreter the helpers run with (not the pyenv shim).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+impl Lab {
+    /// Start [`TCP_ID_PY`] on `port` on every real server (IDs "r0", "r1", ...; logs in
+    /// `dir/tcpid{i}.log`). Waits until each listens.
+    pub fn start_tcp_id(&self, dir: &TempDir, port: u16) -> Result<Vec<Proc>> {
+        let py = script(dir, "tcp_id.py", TCP_ID_PY)?;
+        let port_s = port.to_string();
+        let mut procs = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let id = format!("r{i}");
+            let log = dir.join(&format!("tcpid{i}.log"));
+            procs.push(s.spawn(&[PYTHON, "-u", &py, &id, &port_s], Some(&log))?);
+            let ok = wait_for(Duration::from_secs(10), || {
+                s.sh(&format!("ss -Hltn 'sport = :{port}' | grep -q LISTEN"))
+                    .is_ok()
+            });
+            if !ok {
+                bail!("tcp server in {} did not start", s.name);
+            }
+        }
+        Ok(procs)
+    }
+
+    /// Start [`UDP_ECHO_PY`] on `port` on every real server. Waits until each is bound.
+    pub fn start_udp_echo(&self, dir: &TempDir, port: u16) -> Result<Vec<Proc>> {
+        let py = script(dir, "udp_echo.py", UDP_ECHO_PY)?;
+        let port_s = port.to_string();
+        let mut procs = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let id = format!("r{i}");
+            let log = dir.join(&format!("udp{i}.log"));
+            procs.push(s.spawn(&[PYTHON, "-u", &py, &id, &port_s], Some(&log))?);
+            let ok = wait_for(Duration::from_secs(10), || {
+                s.sh(&format!("ss -Hlun 'sport = :{port}' | grep -q ."))
+                    .is_ok()
+            });
+            if !ok {
+                bail!("udp server in {} did not start", s.name);
+            }
+        }
+        Ok(procs)
+    }
+
+    /// Run [`CLIENT_PY`] in the client namespace and return its stdout lines; fails (with its
+    /// output) when it exits non-zero.
+    pub fn client_py(&self, dir: &TempDir, args: &[&str]) -> Result<Vec<String>> {
+        let py = script(dir, "client.py", CLIENT_PY)?;
+        let mut a = vec![PYTHON, py.as_str()];
+        a.extend_from_slice(args);
+        let out = self.client.run(&a)?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Start [`CLIENT_PY`] in the background in the client namespace, output to `log`.
+    pub fn spawn_client_py(&self, dir: &TempDir, args: &[&str], log: &Path) -> Result<Proc> {
+        let py = script(dir, "client.py", CLIENT_PY)?;
+        let mut a = vec![PYTHON, "-u", py.as_str()];
+        a.extend_from_slice(args);
+        self.client.spawn(&a, Some(log))
+    }
+}
+
+impl Proc {
+    /// Wait up to `timeout` for it to exit by itself; returns its exit code (None: still
+    /// running, or killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// Count the lines of `text` starting with `prefix` (e.g. `-Lnc` rows of one protocol).
+#[must_use]
+pub fn count_lines(text: &str, prefix: &str) -> usize {
+    text.lines().filter(|l| l.starts_with(prefix)).count()
+}
+
+/// The whitespace-separated columns of the first line of `text` starting with `prefix`.
+#[must_use]
+pub fn row<'a>(text: &'a str, prefix: &str) -> Option<Vec<&'a str>> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .map(|l| l.split_whitespace().collect())
+}

@@ -504,10 +504,8 @@ pub fn list_all(
     names: &Names,
 ) -> String {
     let mut out = String::new();
-    if format & fmt::RULE == 0 {
-        if let Some(h) = header_line {
-            out.push_str(h);
-        }
+    if let Some(h) = header_line.filter(|_| format & fmt::RULE == 0) {
+        out.push_str(h);
     }
     let mut order: Vec<&(ServiceEntry, Vec<DestEntry>)> = services.iter().collect();
     if format & fmt::NOSORT == 0 {

@@ -150,6 +150,7 @@ impl LipPorts {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, clippy::type_complexity)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;

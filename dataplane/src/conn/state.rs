@@ -299,6 +299,7 @@ pub fn state_name(proto_num: u8, state: u8, template: bool) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, clippy::type_complexity)]
 mod tests {
     use super::tcp::*;
     use super::tcp_flags::*;

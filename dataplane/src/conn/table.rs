@@ -45,7 +45,7 @@ use crate::service::{Counters, DestState, FwdMode, ServiceState, Timeouts, TunCo
 pub const SHARD_BITS: u32 = 6;
 /// Number of shards.
 pub const NSHARDS: usize = 1 << SHARD_BITS;
-const SHARD_MASK: u32 = (NSHARDS as u32) - 1;
+const SHARD_MASK: u32 = (1 << SHARD_BITS) - 1;
 
 // Index entry layout.
 const E_SLOT: u32 = (1 << 28) - 1;
@@ -66,14 +66,15 @@ const NO_LINK: u32 = u32::MAX;
 const EXPIRE_LATER_MS: u32 = 60_000;
 /// Timeout of a brand-new conn before its first transition (`ip_vs_conn_new`: 3 s).
 const NEW_CONN_TIMEOUT_MS: u32 = 3_000;
-/// Index and slab capacity is reserved up front for at most this many entries.
-const RESERVE_CAP: usize = 1 << 24;
 /// Deferred template releases per shard visit in `expire`.
 const DEFER: usize = 64;
 
 /// An address type a slab is specialised for.
 trait Addr: Copy + Eq + std::fmt::Debug + Send + 'static {
     const V6: bool;
+    /// A zero-sized type whose alignment the slot takes (a cache line for IPv4 slots, which
+    /// are exactly 64 bytes, so a lookup touches one line).
+    type Align: Copy + std::fmt::Debug + Send + 'static;
     fn ip(self) -> IpAddr;
     fn hash(self, seed: u64) -> u64;
     fn slab_mut_of<'a>(
@@ -83,8 +84,14 @@ trait Addr: Copy + Eq + std::fmt::Debug + Send + 'static {
     fn parts(sh: &mut Shard) -> (&mut HashTable<u32>, &mut Slab<Self>, &mut Vec<LipPorts>);
 }
 
+/// Cache-line alignment marker.
+#[derive(Copy, Clone, Debug)]
+#[repr(align(64))]
+struct Line;
+
 impl Addr for Ipv4Addr {
     const V6: bool = false;
+    type Align = Line;
     #[inline]
     fn ip(self) -> IpAddr {
         IpAddr::V4(self)
@@ -108,6 +115,7 @@ impl Addr for Ipv4Addr {
 
 impl Addr for Ipv6Addr {
     const V6: bool = true;
+    type Align = u64;
     #[inline]
     fn ip(self) -> IpAddr {
         IpAddr::V6(self)
@@ -161,7 +169,7 @@ fn bucket_hash(addr_hash: u64, port: u16, proto_num: u8) -> u64 {
 /// reference for a conn, the number of controlled conns for a template, and the next free slot
 /// for a free slot.
 #[derive(Debug)]
-struct Conn<A> {
+struct Conn<A: Addr> {
     addrs: [A; 4],
     ports: [u16; 4],
     proto: u8,
@@ -175,6 +183,7 @@ struct Conn<A> {
     expires_ms: u64,
     dest: Option<Arc<DestState>>,
     svc: Option<Arc<ServiceState>>,
+    _align: [A::Align; 0],
 }
 
 impl<A: Addr> Conn<A> {
@@ -254,7 +263,7 @@ fn unpack_fwd(b: u8) -> (FwdMode, TunType, u16) {
 
 /// A slab of slots with an intrusive free list.
 #[derive(Debug)]
-struct Slab<A> {
+struct Slab<A: Addr> {
     slots: Vec<Conn<A>>,
     free_head: u32,
     live: usize,
@@ -357,8 +366,9 @@ impl ConnTable {
     /// A table of `2^conn_tab_bits` buckets (IPVS's `conn_tab_bits`, 8..=20, default 12) for at
     /// most `max_conns` entries (conns plus templates), shared by `workers` workers.
     ///
-    /// Index and IPv4 slab space for `min(max_conns, 2^24)` entries is reserved now (virtual
-    /// memory; pages are touched as conns arrive), so inserts do not reallocate below that.
+    /// Index and IPv4 slab space for `2^conn_tab_bits` entries is reserved now, so inserts do
+    /// not reallocate below that; past it a shard's slab or index doubles (an amortised copy
+    /// under that shard's lock, the only allocation an insert can make).
     pub fn with_bits(
         conn_tab_bits: u8,
         max_conns: usize,
@@ -367,10 +377,14 @@ impl ConnTable {
         if !(8..=20).contains(&conn_tab_bits) {
             return Err(ConnError::BadBits(conn_tab_bits));
         }
-        let reserve = max_conns.min(RESERVE_CAP);
-        // Shards fill unevenly: reserve a little above the mean.
-        let per_shard = reserve / NSHARDS + reserve / NSHARDS / 16 + 16;
-        let index_per_shard = per_shard.max((1usize << conn_tab_bits) / NSHARDS);
+        // conn_tab_bits sizes what is reserved up front (2^bits entries, a little above the
+        // mean per shard since shards fill unevenly); beyond that slabs and indexes grow by
+        // doubling. Reserving for max_conns instead would spread a small table over a large,
+        // cache-cold index (measured with benches/conn.rs raw mode: 1k conns in a table
+        // reserved for 1M took 102 ns on-CPU per lookup hit, 53 ns sized by conn_tab_bits).
+        let reserve = (1usize << conn_tab_bits).min(max_conns.max(NSHARDS));
+        let per_shard = reserve / NSHARDS + reserve / NSHARDS / 8 + 8;
+        let index_per_shard = per_shard;
         let shards = (0..NSHARDS)
             .map(|_| {
                 CachePadded::new(Mutex::new(Shard {
@@ -382,7 +396,7 @@ impl ConnTable {
                 }))
             })
             .collect();
-        let seed = std::collections::hash_map::RandomState::new().hash_one(0x7876_73u64);
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x0078_7673_u64);
         Ok(Self {
             shards,
             bits: conn_tab_bits,
@@ -487,7 +501,9 @@ impl ConnTable {
     /// move the dest between ActiveConn and InActConn if the state crossed the boundary,
     /// refresh the expiry to now + the state's timeout, count the packet and `len` bytes in the
     /// dest's and service's counters of `worker`, and return what the rewrite needs. A conn
-    /// that is already due is removed and missed.
+    /// that is already due is removed and missed. Probes the client -> VIP direction first,
+    /// then the reply direction (two shard visits on a miss; see [`Self::lookup_in`] and
+    /// [`Self::lookup_out`] when the caller knows the direction).
     #[inline]
     pub fn lookup(
         &self,
@@ -498,88 +514,141 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
     ) -> Option<Hit> {
-        match (key.src, key.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                self.lookup_a(key, s, d, tcp_flags, len, now_ms, worker, t)
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                self.lookup_a(key, s, d, tcp_flags, len, now_ms, worker, t)
-            }
-            _ => None,
-        }
+        let pkt = Packet {
+            flags: tcp_flags,
+            len,
+            now_ms,
+            worker,
+            update: true,
+        };
+        self.probe(key, Dir::Input, &pkt, t)
+            .or_else(|| self.probe(key, Dir::Output, &pkt, t))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// [`Self::lookup`] for the client -> VIP direction only (e.g. the packet's destination is
+    /// a service address).
     #[inline]
-    fn lookup_a<A: Addr>(
+    pub fn lookup_in(
         &self,
         key: &FlowKey,
-        src: A,
-        dst: A,
         tcp_flags: u8,
         len: u32,
         now_ms: u64,
         worker: usize,
         t: &Timeouts,
     ) -> Option<Hit> {
-        let fam = if A::V6 { E_V6 } else { 0 };
         let pkt = Packet {
             flags: tcp_flags,
             len,
             now_ms,
             worker,
+            update: true,
         };
-        // In direction: the packet's source is the client.
-        let sh = src.hash(self.seed);
-        let (hit, release, assure) = {
-            let mut g = self.shard(shard_of(sh, key.sport));
-            let (index, slab, lips) = A::parts(&mut *g);
-            let h = bucket_hash(sh, key.sport, key.proto);
-            let found = index
-                .find(h, |&e| {
-                    e & (E_IN | E_V6) == (E_IN | fam) && {
-                        let c = &slab.slots[(e & E_SLOT) as usize];
-                        c.addrs[0] == src
-                            && c.ports[0] == key.sport
-                            && c.addrs[1] == dst
-                            && c.ports[1] == key.dport
-                            && c.proto == key.proto
-                    }
-                })
-                .copied();
-            match found {
-                Some(e) => self.touch_or_reap(index, slab, lips, e, Dir::Input, &pkt, t),
-                None => (None, None, None),
-            }
+        self.probe(key, Dir::Input, &pkt, t)
+    }
+
+    /// [`Self::lookup`] for the reply direction only (dest -> client for NAT, dest -> LIP for
+    /// FULLNAT).
+    #[inline]
+    pub fn lookup_out(
+        &self,
+        key: &FlowKey,
+        tcp_flags: u8,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+        t: &Timeouts,
+    ) -> Option<Hit> {
+        let pkt = Packet {
+            flags: tcp_flags,
+            len,
+            now_ms,
+            worker,
+            update: true,
         };
-        self.after_unlock(release, assure);
-        if hit.is_some() {
-            return hit;
+        self.probe(key, Dir::Output, &pkt, t)
+    }
+
+    /// Find the conn an ICMP error refers to (`key` is the flow of the quoted packet as the
+    /// conn sees it; `dir` the probe to use, `None` for both). Counts the ICMP packet of `len`
+    /// bytes in that direction, but neither changes the state nor re-arms the timer, as
+    /// `ip_vs_in_icmp`/`ip_vs_out_icmp` do.
+    pub fn lookup_icmp(
+        &self,
+        key: &FlowKey,
+        dir: Option<Dir>,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+    ) -> Option<Hit> {
+        let pkt = Packet {
+            flags: 0,
+            len,
+            now_ms,
+            worker,
+            update: false,
+        };
+        let t = Timeouts::default();
+        match dir {
+            Some(d) => self.probe(key, d, &pkt, &t),
+            None => self
+                .probe(key, Dir::Input, &pkt, &t)
+                .or_else(|| self.probe(key, Dir::Output, &pkt, &t)),
         }
-        // Out direction: the packet's destination is the client (NAT) or the LIP (FULLNAT).
-        let dh = dst.hash(self.seed);
+    }
+
+    #[inline]
+    fn probe(&self, key: &FlowKey, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<Hit> {
+        match (key.src, key.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.probe_a(key, s, d, dir, pkt, t),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self.probe_a(key, s, d, dir, pkt, t),
+            _ => None,
+        }
+    }
+
+    /// One probe: for `Dir::Input` the packet's source is the client; for `Dir::Output` its
+    /// destination is the client (NAT) or the LIP (FULLNAT).
+    #[inline]
+    fn probe_a<A: Addr>(
+        &self,
+        key: &FlowKey,
+        src: A,
+        dst: A,
+        dir: Dir,
+        pkt: &Packet,
+        t: &Timeouts,
+    ) -> Option<Hit> {
+        let fam = if A::V6 { E_V6 } else { 0 };
+        // Slot indexes: client-side endpoint `ci`, far endpoint `fi`.
+        let (role, ep, ep_port, far, far_port, ci, fi) = match dir {
+            Dir::Input => (E_IN, src, key.sport, dst, key.dport, 0, 1),
+            Dir::Output => (E_OUT, dst, key.dport, src, key.sport, 3, 2),
+        };
+        let eh = ep.hash(self.seed);
         let (hit, release, assure) = {
-            let mut g = self.shard(shard_of(dh, key.dport));
-            let (index, slab, lips) = A::parts(&mut *g);
-            let h = bucket_hash(dh, key.dport, key.proto);
+            let mut g = self.shard(shard_of(eh, ep_port));
+            let (index, slab, lips) = A::parts(&mut g);
+            let h = bucket_hash(eh, ep_port, key.proto);
             let found = index
                 .find(h, |&e| {
-                    e & (E_OUT | E_V6) == (E_OUT | fam) && {
+                    e & (role | E_V6) == (role | fam) && {
                         let c = &slab.slots[(e & E_SLOT) as usize];
-                        c.addrs[3] == dst
-                            && c.ports[3] == key.dport
-                            && c.addrs[2] == src
-                            && c.ports[2] == key.sport
+                        c.addrs[ci] == ep
+                            && c.ports[ci] == ep_port
+                            && c.addrs[fi] == far
+                            && c.ports[fi] == far_port
                             && c.proto == key.proto
                     }
                 })
                 .copied();
             match found {
-                Some(e) => self.touch_or_reap(index, slab, lips, e, Dir::Output, &pkt, t),
+                Some(e) => self.touch_or_reap(index, slab, lips, e, dir, pkt, t),
                 None => (None, None, None),
             }
         };
-        self.after_unlock(release, assure);
+        if release.is_some() || assure.is_some() {
+            self.after_unlock(release, assure);
+        }
         hit
     }
 
@@ -652,10 +721,10 @@ impl ConnTable {
         if flags & cf::UNHASHED == 0 {
             let role = if template {
                 E_TPL
-            } else if flags & cf::FNAT != 0 || flags & cf::NOOUTPUT != 0 {
-                E_IN
-            } else {
+            } else if unpack_fwd(c.fwd).0 == FwdMode::Masq {
                 E_IN | E_OUT
+            } else {
+                E_IN
             };
             let first = slot | fam | role;
             remove_entry(index, endpoint_hash(c, first, self.seed), first);
@@ -737,6 +806,7 @@ impl ConnTable {
             len: new.len,
             now_ms,
             worker,
+            update: true,
         };
         let mut conn = Conn {
             addrs,
@@ -751,6 +821,7 @@ impl ConnTable {
             expires_ms: now_ms + u64::from(NEW_CONN_TIMEOUT_MS),
             dest: Some(new.dest),
             svc: Some(new.svc),
+            _align: [],
         };
         if new.one_packet && tu.proto == proto::UDP {
             // Bound, counted, used for this packet and expired at once (ip_vs_conn_put).
@@ -764,13 +835,6 @@ impl ConnTable {
                 self.after_unlock(Some(control), None);
             }
             return Ok(hit);
-        }
-        if self.count.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            if control != NO_LINK {
-                self.after_unlock(Some(control), None);
-            }
-            return Err(ConnError::Full);
         }
         let fam = if A::V6 { E_V6 } else { 0 };
         let ch = addrs[0].hash(self.seed);
@@ -805,12 +869,13 @@ impl ConnTable {
             };
             if let Some(e) = existing {
                 // Lost a race: use the existing conn; give back what this one reserved.
-                self.count.fetch_sub(1, Ordering::Relaxed);
                 release = (control != NO_LINK).then_some(control);
                 let slab = A::slab_mut_of(v4, v6);
                 let (hit, a) = touch(&mut slab.slots[(e & E_SLOT) as usize], Dir::Input, &pkt, t);
                 assure = a;
                 Ok(hit)
+            } else if self.count.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
+                Err(ConnError::Full)
             } else {
                 let mut ok = true;
                 if fnat {
@@ -870,6 +935,46 @@ impl ConnTable {
         result
     }
 
+    /// Remove the conn whose client -> VIP key is `in_key` (control path and tests).
+    /// Returns whether one was removed.
+    pub fn remove(&self, in_key: &FlowKey) -> bool {
+        match (in_key.src, in_key.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.remove_a(in_key, s, d),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self.remove_a(in_key, s, d),
+            _ => false,
+        }
+    }
+
+    fn remove_a<A: Addr>(&self, key: &FlowKey, src: A, dst: A) -> bool {
+        let fam = if A::V6 { E_V6 } else { 0 };
+        let sh = src.hash(self.seed);
+        let release = {
+            let mut g = self.shard(shard_of(sh, key.sport));
+            let (index, slab, lips) = A::parts(&mut g);
+            let h = bucket_hash(sh, key.sport, key.proto);
+            let found = index
+                .find(h, |&e| {
+                    e & (E_IN | E_V6) == (E_IN | fam) && {
+                        let c = &slab.slots[(e & E_SLOT) as usize];
+                        c.addrs[0] == src
+                            && c.ports[0] == key.sport
+                            && c.addrs[1] == dst
+                            && c.ports[1] == key.dport
+                            && c.proto == key.proto
+                    }
+                })
+                .copied();
+            found.map(|e| self.remove_slot(index, slab, lips, e & E_SLOT).release)
+        };
+        match release {
+            Some(r) => {
+                self.after_unlock(r, None);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Look up the persistence template for `key` (`ip_vs_ct_in_get` + `ip_vs_check_template`).
     /// A template whose dest is gone, or has weight 0 while `expire_quiescent_template` is on, is
     /// invalidated (unindexed; it expires on its own timer) and missed. On a hit the template's
@@ -897,7 +1002,7 @@ impl ConnTable {
         let mut release = None;
         let out = {
             let mut g = self.shard(shard);
-            let (index, slab, lips) = A::parts(&mut *g);
+            let (index, slab, lips) = A::parts(&mut g);
             let found = index
                 .find(h, |&e| {
                     e & (E_TPL | E_V6) == (E_TPL | fam) && {
@@ -929,6 +1034,10 @@ impl ConnTable {
                         None
                     } else {
                         let c = &mut slab.slots[slot as usize];
+                        if c.expires_ms <= now_ms {
+                            // Its timer would have fired while it controlled conns.
+                            c.timeout_ms = EXPIRE_LATER_MS;
+                        }
                         c.expires_ms = now_ms + u64::from(c.timeout_ms);
                         c.link += 1;
                         c.dest.clone().map(|dest| TemplateHit {
@@ -998,6 +1107,7 @@ impl ConnTable {
             expires_ms: now_ms + u64::from(timeout_ms),
             dest: Some(dest),
             svc: None,
+            _align: [],
         };
         let mut g = self.shard(shard);
         let Shard { index, v4, v6, .. } = &mut *g;
@@ -1043,10 +1153,10 @@ impl ConnTable {
                     g.cursor += 1;
                     visits += 1;
                     let r = if pos < n4 {
-                        let (index, slab, lips) = Ipv4Addr::parts(&mut *g);
+                        let (index, slab, lips) = Ipv4Addr::parts(&mut g);
                         self.expire_slot(index, slab, lips, pos, now_ms)
                     } else {
-                        let (index, slab, lips) = Ipv6Addr::parts(&mut *g);
+                        let (index, slab, lips) = Ipv6Addr::parts(&mut g);
                         self.expire_slot(index, slab, lips, pos - n4, now_ms)
                     };
                     if let Some(rel) = r {
@@ -1160,12 +1270,46 @@ struct Packet {
     len: u32,
     now_ms: u64,
     worker: usize,
+    /// Run the state machine and re-arm the timer (false for ICMP errors about the conn).
+    update: bool,
 }
 
 /// Run one packet through a conn (`ip_vs_set_state` + stats + `ip_vs_conn_put`'s timer).
 /// Returns the hit and the template to mark ASSURED (when a controlled conn got ESTABLISHED).
 #[inline]
 fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit, Option<u32>) {
+    let mut assure = None;
+    if pkt.update {
+        assure = transition(c, dir, pkt, t);
+    }
+    let len = u64::from(pkt.len);
+    if let Some(d) = &c.dest {
+        count(d.stats.slot(pkt.worker), dir, len);
+    }
+    if let Some(s) = &c.svc {
+        count(s.stats.slot(pkt.worker), dir, len);
+    }
+    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
+    let hit = Hit {
+        dir,
+        tuple: c.tuple(),
+        fwd,
+        tun: TunConf {
+            kind,
+            port: c.tun_port,
+            flags: tflags,
+        },
+        state: c.state,
+        flags: c.flags,
+        dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
+    };
+    (hit, assure)
+}
+
+/// The state machine step and timer re-arm of one packet; returns the template to mark
+/// ASSURED.
+#[inline]
+fn transition<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<u32> {
     let sdir = match dir {
         Dir::Output => {
             c.flags &= !cf::NOOUTPUT;
@@ -1195,28 +1339,7 @@ fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit
     }
     c.timeout_ms = state::timeout_ms(c.proto, new, t);
     c.expires_ms = pkt.now_ms + u64::from(c.timeout_ms);
-    let len = u64::from(pkt.len);
-    if let Some(d) = &c.dest {
-        count(d.stats.slot(pkt.worker), dir, len);
-    }
-    if let Some(s) = &c.svc {
-        count(s.stats.slot(pkt.worker), dir, len);
-    }
-    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
-    let hit = Hit {
-        dir,
-        tuple: c.tuple(),
-        fwd,
-        tun: TunConf {
-            kind,
-            port: c.tun_port,
-            flags: tflags,
-        },
-        state: c.state,
-        flags: c.flags,
-        dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
-    };
-    (hit, assure)
+    assure
 }
 
 #[inline]
@@ -1282,4 +1405,719 @@ fn insert_entry(
 
 fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation, clippy::type_complexity)]
+mod tests {
+    use super::*;
+    use crate::conn::TemplateKey;
+    use crate::conn::state::{tcp, tcp_flags as tf};
+    use crate::service::{DestConf, ServiceConf, ServiceKey, svc_flags};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    const T: Timeouts = Timeouts {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 300,
+    };
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn dest(weight: i32) -> Arc<DestState> {
+        let conf = DestConf {
+            addr: ip("10.0.0.2"),
+            port: 8080,
+            fwd: FwdMode::Masq,
+            weight,
+            u_threshold: 0,
+            l_threshold: 0,
+            tun: TunConf::default(),
+        };
+        Arc::new(DestState::new(&conf, 4))
+    }
+
+    fn svc() -> Arc<ServiceState> {
+        Arc::new(ServiceState::new(4))
+    }
+
+    fn tuple(proto_num: u8, c: &str, cport: u16) -> ConnTuple {
+        let c = ip(c);
+        let (v, d, l) = if c.is_ipv4() {
+            (ip("198.18.0.1"), ip("10.0.0.2"), ip("10.0.0.1"))
+        } else {
+            (ip("2001:db8::1"), ip("2001:db8::2"), ip("2001:db8::100"))
+        };
+        ConnTuple {
+            proto: proto_num,
+            caddr: c,
+            vaddr: v,
+            daddr: d,
+            laddr: l,
+            cport,
+            vport: 80,
+            dport: 8080,
+            lport: 0,
+        }
+    }
+
+    fn new_conn(tu: ConnTuple, fwd: FwdMode, d: &Arc<DestState>, s: &Arc<ServiceState>) -> NewConn {
+        NewConn {
+            tuple: tu,
+            fwd,
+            tun: TunConf::default(),
+            dest: Arc::clone(d),
+            svc: Arc::clone(s),
+            control: None,
+            one_packet: false,
+            tcp_flags: tf::SYN,
+            len: 60,
+        }
+    }
+
+    fn counts(d: &DestState) -> (u32, u32, u32) {
+        (
+            d.activeconns.load(Ordering::Relaxed),
+            d.inactconns.load(Ordering::Relaxed),
+            d.persistconns.load(Ordering::Relaxed),
+        )
+    }
+
+    fn expires_in(t: &ConnTable, now: u64) -> Vec<u64> {
+        let mut v = Vec::new();
+        t.for_each(now, |i| v.push(i.expires_in_ms));
+        v
+    }
+
+    #[test]
+    fn bad_bits_and_size() {
+        assert_eq!(
+            ConnTable::with_bits(7, 10, 1).unwrap_err(),
+            ConnError::BadBits(7)
+        );
+        assert_eq!(
+            ConnTable::with_bits(21, 10, 1).unwrap_err(),
+            ConnError::BadBits(21)
+        );
+        assert_eq!(ConnTable::with_bits(12, 10, 1).unwrap().size(), 4096);
+        assert_eq!(ConnTable::with_bits(20, 10, 1).unwrap().size(), 1 << 20);
+    }
+
+    #[test]
+    fn bytes_per_conn_from_sizes() {
+        let v4 = ConnTable::slot_size(false);
+        let v6 = ConnTable::slot_size(true);
+        // One u32 entry plus one control byte per bucket, at most 7/8 of buckets full.
+        let index_entry = 5.0 * 8.0 / 7.0;
+        let nat4 = v4 as f64 + index_entry;
+        let fnat6 = v6 as f64 + 2.0 * index_entry;
+        println!(
+            "slot v4 {v4} B, slot v6 {v6} B; per conn: v4 NAT/DR/TUN {nat4:.1} B, v4 FULLNAT {:.1} B, v6 NAT {:.1} B, v6 FULLNAT {fnat6:.1} B",
+            v4 as f64 + 2.0 * index_entry,
+            v6 as f64 + index_entry
+        );
+        assert!(nat4 <= 128.0);
+        assert!(fnat6 <= 128.0);
+        assert!(ConnTable::bytes_per_conn() as f64 >= nat4);
+        // Measured: a filled table's heap divided by its conns.
+        let t = ConnTable::with_bits(12, 20_000, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        for i in 0..20_000u32 {
+            let c = Ipv4Addr::from(0x0a00_0000 + i / 1000);
+            let mut tu = tuple(proto::TCP, "10.0.0.9", 1024 + (i % 1000) as u16);
+            tu.caddr = IpAddr::V4(c);
+            t.create(new_conn(tu, FwdMode::Route, &d, &s), 0, 0, &T)
+                .unwrap();
+        }
+        let per = t.memory_bytes() as f64 / t.len() as f64;
+        println!("measured heap per conn at 20k conns (conn_tab_bits 12, grown): {per:.1} B");
+        assert!(per <= 128.0 * 1.5);
+    }
+
+    /// NAT: INPUT/OUTPUT rows, ActiveConn/InActConn moving, timeout per state.
+    #[test]
+    fn nat_walk_counts_and_timeouts() {
+        let t = ConnTable::with_bits(12, 100, 2).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "203.0.113.7", 40000);
+        let hit = t
+            .create(new_conn(tu, FwdMode::Masq, &d, &s), 1000, 0, &T)
+            .unwrap();
+        assert_eq!((hit.dir, hit.state), (Dir::Input, tcp::SYN_RECV));
+        assert_eq!(hit.flags & cf::NOOUTPUT, 0);
+        assert_eq!(counts(&d), (1, 0, 0));
+        assert_eq!(expires_in(&t, 1000), vec![60_000]);
+        // NAT replies come from the dest to the client.
+        assert_eq!((hit.tuple.laddr, hit.tuple.lport), (tu.caddr, tu.cport));
+        let out = hit.tuple.out_key();
+        let inn = tu.in_key();
+        let steps: &[(FlowKey, u8, Dir, u8, (u32, u32))] = &[
+            (out, tf::SYN | tf::ACK, Dir::Output, tcp::SYN_RECV, (1, 0)),
+            (inn, tf::ACK, Dir::Input, tcp::ESTABLISHED, (1, 0)),
+            (inn, tf::FIN | tf::ACK, Dir::Input, tcp::CLOSE_WAIT, (0, 1)),
+            (out, tf::FIN | tf::ACK, Dir::Output, tcp::TIME_WAIT, (0, 1)),
+            (inn, tf::SYN, Dir::Input, tcp::SYN_RECV, (1, 0)),
+            (inn, tf::RST, Dir::Input, tcp::SYN_RECV, (1, 0)),
+            (out, tf::RST, Dir::Output, tcp::CLOSE, (0, 1)),
+        ];
+        let mut now = 1000;
+        for &(k, f, dir, st, c) in steps {
+            now += 10;
+            let h = t.lookup(&k, f, 100, now, 1, &T).expect("hit");
+            assert_eq!((h.dir, h.state), (dir, st), "{f:#x}");
+            assert_eq!(h.tuple.daddr, tu.daddr);
+            assert_eq!(counts(&d), (c.0, c.1, 0), "{f:#x}");
+            let want = u64::from(state::timeout_ms(proto::TCP, st, &T));
+            assert_eq!(expires_in(&t, now), vec![want]);
+        }
+        // Counters: worker 0 saw the SYN; worker 1 the rest.
+        let w0 = d.stats.slot(0).read();
+        let w1 = d.stats.slot(1).read();
+        assert_eq!((w0.conns, w0.inpkts, w0.inbytes), (1, 1, 60));
+        assert_eq!((w1.inpkts, w1.outpkts, w1.outbytes), (4, 3, 300));
+        assert_eq!(s.stats.sum().inpkts, 5);
+    }
+
+    /// DR: INPUT_ONLY row always; the reply direction never matches.
+    #[test]
+    fn dr_walk_input_only() {
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "203.0.113.7", 40001);
+        let h = t
+            .create(new_conn(tu, FwdMode::Route, &d, &s), 0, 0, &T)
+            .unwrap();
+        assert_ne!(h.flags & cf::NOOUTPUT, 0);
+        assert_eq!(h.tuple.laddr, tu.caddr);
+        assert!(t.lookup(&h.tuple.out_key(), tf::ACK, 1, 1, 0, &T).is_none());
+        let k = tu.in_key();
+        for (f, st, c) in [
+            (tf::ACK, tcp::ESTABLISHED, (1, 0)),
+            (tf::FIN | tf::ACK, tcp::FIN_WAIT, (0, 1)),
+            (tf::ACK, tcp::FIN_WAIT, (0, 1)),
+        ] {
+            let h = t.lookup(&k, f, 1, 2, 0, &T).unwrap();
+            assert_eq!(h.state, st);
+            assert_eq!(counts(&d), (c.0, c.1, 0));
+        }
+        assert_eq!(expires_in(&t, 2), vec![120_000]);
+        t.flush();
+        assert_eq!((t.len(), counts(&d)), (0, (0, 0, 0)));
+    }
+
+    #[test]
+    fn icmp_lookup_counts_without_state_or_timer() {
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "203.0.113.7", 40002);
+        let h = t
+            .create(new_conn(tu, FwdMode::Masq, &d, &s), 0, 0, &T)
+            .unwrap();
+        let h2 = t
+            .lookup_icmp(&h.tuple.out_key(), Some(Dir::Output), 56, 5000, 0)
+            .unwrap();
+        assert_eq!((h2.dir, h2.state), (Dir::Output, tcp::SYN_RECV));
+        assert!(
+            t.lookup_icmp(&h.tuple.out_key(), Some(Dir::Input), 56, 5000, 0)
+                .is_none()
+        );
+        assert_eq!(
+            t.lookup_icmp(&tu.in_key(), None, 56, 5000, 0).unwrap().dir,
+            Dir::Input
+        );
+        // Timer not re-armed: still due 60 s after creation.
+        assert_eq!(expires_in(&t, 5000), vec![55_000]);
+        assert_eq!(d.stats.slot(0).read().outpkts, 1);
+        assert_eq!(d.stats.slot(0).read().inpkts, 2);
+    }
+
+    #[test]
+    fn udp_stays_inactive_and_one_packet_is_not_inserted() {
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::UDP, "203.0.113.7", 5353);
+        let mut n = new_conn(tu, FwdMode::Masq, &d, &s);
+        n.tcp_flags = 0;
+        let h = t.create(n, 0, 0, &T).unwrap();
+        assert_eq!(h.state, state::UDP_NORMAL);
+        assert_eq!(counts(&d), (0, 1, 0));
+        assert_eq!(expires_in(&t, 0), vec![300_000]);
+        let mut info = Vec::new();
+        t.for_each(0, |i| info.push(i.state_name));
+        assert_eq!(info, vec!["UDP"]);
+
+        let mut n = new_conn(
+            tuple(proto::UDP, "203.0.113.8", 5353),
+            FwdMode::Masq,
+            &d,
+            &s,
+        );
+        n.one_packet = true;
+        let h = t.create(n, 0, 0, &T).unwrap();
+        assert_ne!(h.flags & cf::ONE_PACKET, 0);
+        assert_eq!(t.len(), 1);
+        assert_eq!(counts(&d), (0, 1, 0));
+        assert_eq!(d.stats.sum().conns, 2);
+    }
+
+    #[test]
+    fn due_conns_miss_and_expire_is_bounded() {
+        let t = ConnTable::with_bits(8, 10_000, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let n = 1000;
+        for i in 0..n {
+            let mut c = new_conn(
+                tuple(proto::UDP, "203.0.113.9", 1000 + i),
+                FwdMode::Masq,
+                &d,
+                &s,
+            );
+            c.tcp_flags = 0;
+            t.create(c, 0, 0, &T).unwrap();
+        }
+        assert_eq!(t.len(), 1000);
+        assert_eq!(t.expire(299_999, 100_000), 0);
+        // A due conn is missed (and removed) by lookup.
+        let k = tuple(proto::UDP, "203.0.113.9", 1000).in_key();
+        assert!(t.lookup(&k, 0, 1, 300_000, 0, &T).is_none());
+        assert_eq!(t.len(), 999);
+        let mut total = 1;
+        let mut calls = 0;
+        while !t.is_empty() {
+            let r = t.expire(300_000, 16);
+            assert!(r <= 16);
+            total += r;
+            calls += 1;
+            assert!(calls < 10_000);
+        }
+        assert_eq!(total, 1000);
+        assert!(calls >= 1000 / 16);
+        assert_eq!(counts(&d), (0, 0, 0));
+    }
+
+    #[test]
+    fn full_table_drops() {
+        let t = ConnTable::with_bits(8, 3, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        for i in 0..3 {
+            t.create(
+                new_conn(
+                    tuple(proto::TCP, "192.0.2.1", 100 + i),
+                    FwdMode::Masq,
+                    &d,
+                    &s,
+                ),
+                0,
+                0,
+                &T,
+            )
+            .unwrap();
+        }
+        let e = t
+            .create(
+                new_conn(tuple(proto::TCP, "192.0.2.1", 200), FwdMode::Masq, &d, &s),
+                0,
+                0,
+                &T,
+            )
+            .unwrap_err();
+        assert_eq!(e, ConnError::Full);
+        assert_eq!(e.drop_reason(), crate::stats::DropReason::ConnTableFull);
+        assert_eq!((t.len(), counts(&d)), (3, (3, 0, 0)));
+        assert!(t.remove(&tuple(proto::TCP, "192.0.2.1", 100).in_key()));
+        assert!(!t.remove(&tuple(proto::TCP, "192.0.2.1", 100).in_key()));
+        assert_eq!((t.len(), counts(&d)), (2, (2, 0, 0)));
+    }
+
+    #[test]
+    fn cross_worker_lookup() {
+        let t = Arc::new(ConnTable::with_bits(12, 1000, 2).unwrap());
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "2001:db8:ffff::7", 40000);
+        let tu = ConnTuple {
+            laddr: tu.caddr,
+            lport: tu.cport,
+            ..tu
+        };
+        t.create(new_conn(tu, FwdMode::Masq, &d, &s), 0, 0, &T)
+            .unwrap();
+        let t2 = Arc::clone(&t);
+        let h =
+            std::thread::spawn(move || t2.lookup(&tu.out_key(), tf::SYN | tf::ACK, 80, 1, 1, &T))
+                .join()
+                .unwrap()
+                .expect("found from another thread");
+        assert_eq!((h.dir, h.tuple), (Dir::Output, tu));
+        assert_eq!(d.stats.slot(1).read().outpkts, 1);
+        assert_eq!(d.stats.slot(0).read().outpkts, 0);
+        // Directed probes.
+        assert!(t.lookup_in(&tu.out_key(), tf::ACK, 1, 2, 0, &T).is_none());
+        assert!(t.lookup_out(&tu.in_key(), tf::ACK, 1, 2, 0, &T).is_none());
+        assert_eq!(
+            t.lookup_out(&tu.out_key(), tf::ACK, 1, 2, 0, &T)
+                .unwrap()
+                .dir,
+            Dir::Output
+        );
+        assert_eq!(
+            t.lookup_in(&tu.in_key(), tf::ACK, 1, 2, 0, &T).unwrap().dir,
+            Dir::Input
+        );
+    }
+
+    #[test]
+    fn fullnat_ports_land_in_home_shard_and_worker_range() {
+        let t = ConnTable::with_bits(12, 100_000, 2).unwrap();
+        let (d, s) = (dest(1), svc());
+        let layout = t.port_layout();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..2000u16 {
+            let w = usize::from(i % 2);
+            let tu = tuple(
+                proto::TCP,
+                if i % 3 == 0 {
+                    "192.0.2.77"
+                } else {
+                    "192.0.2.78"
+                },
+                1024 + i,
+            );
+            let h = t
+                .create(new_conn(tu, FwdMode::FullNat, &d, &s), 0, w, &T)
+                .unwrap();
+            let lport = h.tuple.lport;
+            assert_eq!(h.tuple.laddr, tu.laddr);
+            assert!(lport >= 1024);
+            assert_eq!(layout.owner(lport), Some(w));
+            assert_eq!(t.shard_of(tu.laddr, lport), t.shard_of(tu.caddr, tu.cport));
+            assert!(seen.insert(lport), "lport reused while in use");
+            let r = t
+                .lookup(&h.tuple.out_key(), tf::ACK, 1, 1, 1 - w, &T)
+                .unwrap();
+            assert_eq!((r.dir, r.tuple), (Dir::Output, h.tuple));
+            // The in direction still finds it too.
+            assert_eq!(
+                t.lookup(&tu.in_key(), tf::ACK, 1, 1, w, &T).unwrap().dir,
+                Dir::Input
+            );
+        }
+        // Expiry frees the ports: the same flows get ports again.
+        t.flush();
+        assert_eq!(t.len(), 0);
+        let tu = tuple(proto::TCP, "192.0.2.77", 5000);
+        t.create(new_conn(tu, FwdMode::FullNat, &d, &s), 0, 0, &T)
+            .unwrap();
+        assert!(t.remove(&tu.in_key()));
+        assert_eq!(t.len(), 0);
+    }
+
+    fn psvc(netmask: u32) -> ServiceConf {
+        ServiceConf {
+            key: ServiceKey::Inet {
+                proto: crate::service::Protocol::Tcp,
+                addr: ip("198.18.0.1"),
+                port: 80,
+            },
+            sched_name: "rr".into(),
+            flags: svc_flags::PERSISTENT,
+            timeout_s: 300,
+            netmask,
+            pe_name: None,
+            dests: Vec::new(),
+            laddrs: Vec::new(),
+        }
+    }
+
+    /// Persistence: -M keying, control links, PersistConn, expire_later, invalidation.
+    #[test]
+    fn templates_control_and_expire() {
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let sc = psvc(0xffff_ff00);
+        let c1 = tuple(proto::TCP, "203.0.113.10", 1111);
+        let key = TemplateKey::new(&sc, proto::TCP, c1.caddr, c1.vaddr, c1.vport);
+        assert!(t.template_lookup(&key, 0).is_none());
+        let r = t
+            .template_create(&key, c1.daddr, 8080, Arc::clone(&d), 300_000, 0)
+            .unwrap();
+        let mut n = new_conn(c1, FwdMode::Masq, &d, &s);
+        n.control = Some(r);
+        t.create(n, 0, 0, &T).unwrap();
+        assert_eq!(counts(&d), (1, 0, 1));
+        assert_eq!(t.len(), 2);
+        // Another client of the same /24 finds the template.
+        let c2 = tuple(proto::TCP, "203.0.113.200", 2222);
+        let k2 = TemplateKey::new(&sc, proto::TCP, c2.caddr, c2.vaddr, c2.vport);
+        let hit = t.template_lookup(&k2, 1000).expect("same /24");
+        assert_eq!((hit.daddr, hit.dport), (c1.daddr, 8080));
+        assert!(Arc::ptr_eq(&hit.dest, &d));
+        let mut n = new_conn(c2, FwdMode::Masq, &d, &s);
+        n.control = Some(hit.tref);
+        t.create(n, 1000, 0, &T).unwrap();
+        let mut infos = Vec::new();
+        t.for_each(1000, |i| infos.push(*i));
+        let tpl = infos.iter().find(|i| i.template).unwrap();
+        assert_eq!((tpl.control, tpl.expires_in_ms, tpl.cport), (2, 300_000, 0));
+        assert_eq!(tpl.caddr, ip("203.0.113.0"));
+        assert_eq!(tpl.state_name, "NONE");
+        // A client of another /24 does not.
+        let k3 = TemplateKey::new(&sc, proto::TCP, ip("203.0.114.1"), c1.vaddr, 80);
+        assert!(t.template_lookup(&k3, 1000).is_none());
+        // ESTABLISHED on a controlled conn marks the template ASSURED.
+        t.lookup(&c1.in_key(), tf::ACK, 1, 1000, 0, &T).unwrap();
+        let mut names = Vec::new();
+        t.for_each(1000, |i| {
+            if i.template {
+                names.push(i.state_name);
+            }
+        });
+        assert_eq!(names, vec!["ASSURED"]);
+        // At 301 s c2 (SYN_RECV, 60 s) is long gone; the template is due but still controls
+        // c1: kept another 60 s and its timeout becomes 60 s (expire_later).
+        assert_eq!(t.expire(301_000, 1000), 1);
+        assert_eq!(t.len(), 2);
+        let mut tpl = Vec::new();
+        t.for_each(301_000, |i| {
+            if i.template {
+                tpl.push((i.control, i.expires_in_ms));
+            }
+        });
+        assert_eq!(tpl, vec![(1, 60_000)]);
+        assert_eq!(counts(&d), (1, 0, 1));
+        // c1 (ESTABLISHED, 900 s from 1 s) goes at 901 s; the template at most 60 s later.
+        t.expire(902_000, 1000);
+        let mut conns = 0;
+        t.for_each(902_000, |i| conns += usize::from(!i.template));
+        assert_eq!(conns, 0);
+        assert_eq!(counts(&d).0, 0);
+        t.expire(962_001, 1000);
+        assert_eq!((t.len(), counts(&d)), (0, (0, 0, 0)));
+    }
+
+    #[test]
+    fn quiescent_and_unavailable_templates_are_invalid() {
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let d = dest(1);
+        let sc = psvc(u32::MAX);
+        let key = TemplateKey::new(&sc, proto::TCP, ip("203.0.113.10"), ip("198.18.0.1"), 80);
+        let r = t
+            .template_create(&key, ip("10.0.0.2"), 8080, Arc::clone(&d), 60_000, 0)
+            .unwrap();
+        t.template_put(r);
+        d.weight.store(0, Ordering::Relaxed);
+        // The option is off: weight 0 still sticks.
+        let h = t.template_lookup(&key, 10).expect("valid");
+        t.template_put(h.tref);
+        t.set_expire_quiescent_template(true);
+        assert!(t.template_lookup(&key, 20).is_none());
+        // Invalidated: unhashed but still counted until its timer (not restarted) fires.
+        assert_eq!((t.len(), counts(&d).2), (1, 1));
+        assert!(t.template_lookup(&key, 30).is_none());
+        assert_eq!(t.expire(60_009, 100), 0);
+        assert_eq!(t.expire(60_010, 100), 1);
+        assert_eq!(counts(&d).2, 0);
+        // A gone dest invalidates too.
+        d.weight.store(1, Ordering::Relaxed);
+        let r = t
+            .template_create(&key, ip("10.0.0.2"), 8080, Arc::clone(&d), 60_000, 0)
+            .unwrap();
+        t.template_put(r);
+        d.flags
+            .fetch_and(!crate::service::dest_flags::AVAILABLE, Ordering::Relaxed);
+        assert!(t.template_lookup(&key, 1).is_none());
+    }
+
+    #[test]
+    fn v6_template_and_fullnat() {
+        let t = ConnTable::with_bits(12, 100, 2).unwrap();
+        let (d, s) = (dest(1), svc());
+        let mut sc = psvc(64);
+        sc.key = ServiceKey::Inet {
+            proto: crate::service::Protocol::Tcp,
+            addr: ip("2001:db8::1"),
+            port: 80,
+        };
+        let tu = tuple(proto::TCP, "2001:db8:5:6:7:8:9:a", 3333);
+        let key = TemplateKey::new(&sc, proto::TCP, tu.caddr, tu.vaddr, 80);
+        let r = t
+            .template_create(&key, tu.daddr, 8080, Arc::clone(&d), 10_000, 0)
+            .unwrap();
+        let mut n = new_conn(tu, FwdMode::FullNat, &d, &s);
+        n.control = Some(r);
+        let h = t.create(n, 0, 1, &T).unwrap();
+        assert_eq!(t.port_layout().owner(h.tuple.lport), Some(1));
+        assert!(
+            t.lookup(&h.tuple.out_key(), tf::SYN | tf::ACK, 1, 1, 0, &T)
+                .is_some()
+        );
+        let other = ip("2001:db8:5:6:ffff::1");
+        let hit = t.template_lookup(&TemplateKey::new(&sc, proto::TCP, other, tu.vaddr, 80), 2);
+        let hit = hit.expect("same /64");
+        assert_eq!(hit.daddr, tu.daddr);
+        t.template_put(hit.tref);
+        let mixed = ConnTuple {
+            daddr: ip("10.0.0.2"),
+            ..tu
+        };
+        assert_eq!(
+            t.create(new_conn(mixed, FwdMode::Masq, &d, &s), 0, 0, &T)
+                .unwrap_err(),
+            ConnError::Family
+        );
+        assert_eq!(counts(&d), (1, 0, 1));
+    }
+
+    /// Two threads create, look up, remove and expire at once; no deadlock, and the dest's
+    /// counters end equal to what the table holds.
+    #[test]
+    fn concurrent_workers_keep_counts_consistent() {
+        let t = Arc::new(ConnTable::with_bits(8, 100_000, 2).unwrap());
+        let (d, s) = (dest(1), svc());
+        let sc = psvc(0xffff_0000);
+        let threads: Vec<_> = (0..2usize)
+            .map(|w| {
+                let (t, d, s, sc) = (Arc::clone(&t), Arc::clone(&d), Arc::clone(&s), sc.clone());
+                std::thread::spawn(move || {
+                    for i in 0..5000u32 {
+                        let now = u64::from(i) * 10;
+                        let c = format!("10.{}.{}.{}", w, (i / 250) % 256, i % 250);
+                        let mut tu = tuple(proto::TCP, &c, 2000 + (i % 7) as u16);
+                        tu.laddr = ip("10.255.0.1");
+                        let key = TemplateKey::new(&sc, proto::TCP, tu.caddr, tu.vaddr, 80);
+                        let tref = match t.template_lookup(&key, now) {
+                            Some(h) => h.tref,
+                            None => t
+                                .template_create(&key, tu.daddr, 8080, Arc::clone(&d), 5_000, now)
+                                .unwrap(),
+                        };
+                        let fwd = if i % 2 == 0 {
+                            FwdMode::FullNat
+                        } else {
+                            FwdMode::Masq
+                        };
+                        let mut n = new_conn(tu, fwd, &d, &s);
+                        n.control = Some(tref);
+                        let h = t.create(n, now, w, &T).unwrap();
+                        t.lookup(&h.tuple.out_key(), tf::SYN | tf::ACK, 1, now, 1 - w, &T);
+                        if i % 3 == 0 {
+                            t.remove(&tu.in_key());
+                        }
+                        t.expire(now, 8);
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        let (mut conns, mut tpls) = (0u32, 0u32);
+        t.for_each(0, |i| {
+            if i.template {
+                tpls += 1;
+            } else {
+                conns += 1;
+            }
+        });
+        let (a, ia, p) = counts(&d);
+        assert_eq!((a + ia, p), (conns, tpls));
+        assert_eq!(t.len(), (conns + tpls) as usize);
+        // Everything goes eventually, templates after the conns they control.
+        for k in 0..200 {
+            t.expire(10_000_000 + k * 100_000, 100_000);
+        }
+        assert_eq!((t.len(), counts(&d)), (0, (0, 0, 0)));
+    }
+
+    #[test]
+    fn lost_race_uses_existing_conn() {
+        let t = ConnTable::with_bits(12, 100, 2).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "192.0.2.5", 777);
+        t.create(new_conn(tu, FwdMode::Masq, &d, &s), 0, 0, &T)
+            .unwrap();
+        let h = t
+            .create(new_conn(tu, FwdMode::Masq, &d, &s), 1, 1, &T)
+            .unwrap();
+        assert_eq!(h.state, tcp::SYN_RECV);
+        assert_eq!((t.len(), counts(&d)), (1, (1, 0, 0)));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u16, bool),
+        Lookup(u8, u16, bool),
+        Remove(u8, u16, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let k = (0u8..8, 0u16..16, any::<bool>());
+        prop_oneof![
+            k.clone().prop_map(|(a, p, v6)| Op::Insert(a, p, v6)),
+            k.clone().prop_map(|(a, p, v6)| Op::Lookup(a, p, v6)),
+            k.prop_map(|(a, p, v6)| Op::Remove(a, p, v6)),
+        ]
+    }
+
+    fn model_tuple(a: u8, p: u16, v6: bool) -> ConnTuple {
+        let c = if v6 {
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, u16::from(a)))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, a))
+        };
+        let mut tu = tuple(
+            proto::TCP,
+            if v6 { "2001:db8::9" } else { "192.0.2.9" },
+            1000 + p,
+        );
+        tu.caddr = c;
+        tu
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn model_check(ops in proptest::collection::vec(op(), 1..200)) {
+            let t = ConnTable::with_bits(8, 64, 2).unwrap();
+            let (d, s) = (dest(1), svc());
+            let mut model: HashMap<FlowKey, FwdMode> = HashMap::new();
+            for o in ops {
+                match o {
+                    Op::Insert(a, p, v6) => {
+                        let tu = model_tuple(a, p, v6);
+                        let fwd = match p % 3 { 0 => FwdMode::Masq, 1 => FwdMode::Route, _ => FwdMode::FullNat };
+                        let r = t.create(new_conn(tu, fwd, &d, &s), 0, usize::from(a % 2), &T);
+                        let k = tu.in_key();
+                        if model.contains_key(&k) {
+                            prop_assert!(r.is_ok());
+                        } else if model.len() >= 64 {
+                            prop_assert_eq!(r.unwrap_err(), ConnError::Full);
+                        } else {
+                            prop_assert!(r.is_ok(), "{:?}", r);
+                            model.insert(k, fwd);
+                        }
+                    }
+                    Op::Lookup(a, p, v6) => {
+                        let tu = model_tuple(a, p, v6);
+                        let h = t.lookup(&tu.in_key(), tf::ACK, 1, 1, 0, &T);
+                        prop_assert_eq!(h.is_some(), model.contains_key(&tu.in_key()));
+                        if let Some(h) = h {
+                            prop_assert_eq!(h.fwd, model[&tu.in_key()]);
+                            let out = t.lookup(&h.tuple.out_key(), tf::ACK, 1, 1, 1, &T);
+                            prop_assert_eq!(out.is_some(), h.fwd != FwdMode::Route);
+                        }
+                    }
+                    Op::Remove(a, p, v6) => {
+                        let k = model_tuple(a, p, v6).in_key();
+                        prop_assert_eq!(t.remove(&k), model.remove(&k).is_some());
+                    }
+                }
+                prop_assert_eq!(t.len(), model.len());
+                let (act, inact, _) = counts(&d);
+                prop_assert_eq!((act + inact) as usize, model.len());
+            }
+        }
+    }
 }

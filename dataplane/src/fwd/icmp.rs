@@ -85,17 +85,20 @@ enum Quote {
     },
 }
 
-/// The key to look the conn up with for an ICMP error, or `None` when the packet is not an
-/// error IPVS relates to conns (see the module docs). The worker looks this key up in the conn
-/// table as it is (it is already the quoted packet's key reversed; for a tunnel error it is the
-/// client's original request), and passes the direction the table reports to
-/// [`rewrite_icmp`]. No match: drop with `IcmpNoConn`.
+/// The key of the packet an ICMP error is about, as that packet was sent, or `None` when the
+/// ICMP is not an error IPVS relates to conns (see the module docs).
+///
+/// Conn lookup (what `ip_vs_in_icmp` / `ip_vs_out_icmp` do): first `key.reversed()` — an
+/// ordinary error quotes a packet that travelled the other way, so its reverse is the conn's
+/// in key (error from the client side, `Dir::Input`) or out key (error from the dest side,
+/// `Dir::Output`); if that finds nothing, `key` itself — the tunnel case, where the key is the
+/// client's original request, i.e. the in key (`Dir::Input`). Pass the direction the table
+/// reports to [`rewrite_icmp`]. No match either way: drop with `IcmpNoConn`.
 #[inline]
 #[must_use]
 pub fn icmp_inner_key(frame: &[u8], info: &PacketInfo) -> Option<FlowKey> {
     match parse_quote(frame, info)? {
-        Quote::Regular { key, .. } => Some(key.reversed()),
-        Quote::Tunnel { key, .. } => Some(key),
+        Quote::Regular { key, .. } | Quote::Tunnel { key, .. } => Some(key),
     }
 }
 
@@ -558,7 +561,10 @@ mod tests {
             let sent = forwarded(&c, a);
             let (t, code) = unreach(v6);
             let e = testutil::icmp_error(M1, M2, a.d, a.c, t, code, 0, testutil::l3(&sent));
-            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.out_key()));
+            assert_eq!(
+                icmp_inner_key(&e, &info(&e)).map(|k| k.reversed()),
+                Some(c.tuple.out_key())
+            );
             let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Output, fr, i, &ctx(1500)));
             assert_eq!(v, Verdict::Tx { route_to: a.c });
             check(&out);
@@ -587,7 +593,10 @@ mod tests {
                 "198.18.9.1".parse().unwrap()
             };
             let e = testutil::icmp_error(M1, M2, router, a.v, t, code, 1400, cut);
-            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.in_key()));
+            assert_eq!(
+                icmp_inner_key(&e, &info(&e)).map(|k| k.reversed()),
+                Some(c.tuple.in_key())
+            );
             let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
             assert_eq!(v, Verdict::Tx { route_to: a.d });
             check(&out);
@@ -618,7 +627,10 @@ mod tests {
             let sent = forwarded(&c, a);
             let (t, code) = unreach(v6);
             let e = testutil::icmp_error(M1, M2, a.d, a.l, t, code, 0, testutil::l3(&sent));
-            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.out_key()));
+            assert_eq!(
+                icmp_inner_key(&e, &info(&e)).map(|k| k.reversed()),
+                Some(c.tuple.out_key())
+            );
             let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Output, fr, i, &ctx(1500)));
             assert_eq!(v, Verdict::Tx { route_to: a.c });
             check(&out);
@@ -630,7 +642,10 @@ mod tests {
 
             let reply = testutil::tcp(M1, M2, a.v, VPORT, a.c, CPORT, flags::ACK, b"resp");
             let e = testutil::icmp_error(M1, M2, a.c, a.v, t, code, 0, testutil::l3(&reply));
-            assert_eq!(icmp_inner_key(&e, &info(&e)), Some(c.tuple.in_key()));
+            assert_eq!(
+                icmp_inner_key(&e, &info(&e)).map(|k| k.reversed()),
+                Some(c.tuple.in_key())
+            );
             let (v, out) = run(&e, |fr, i| rewrite_icmp(&c, Dir::Input, fr, i, &ctx(1500)));
             assert_eq!(v, Verdict::Tx { route_to: a.d });
             check(&out);

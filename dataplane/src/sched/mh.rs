@@ -27,8 +27,10 @@
 //!   `roffset = (k + ihash) % M`, k = 0..M-1; an empty slot ends the search.
 //! - More than `M` dests: the kernel refuses to rebuild; [`Mh::build`] returns an error.
 //!
-//! Deviation: for a dest of the other family than the service (mixed-family TUN dests) the
-//! kernel folds the address by the *service's* family; we fold by the dest's own family.
+//! Deviations: for a dest of the other family than the service (mixed-family TUN dests) the
+//! kernel folds the address by the *service's* family; we fold by the dest's own family. A dest
+//! re-added with weight 0 while still held by conns (the kernel's trash) keeps its previous
+//! `last_weight` here; the kernel resets it to 0 (`add` always stores the weight).
 //!
 //! The table is built at every build (the kernel's add/del/upd hooks) and shared by `Arc`. No
 //! per-worker state. Never allocates in `pick`; the fallback costs at most `M` hashes.

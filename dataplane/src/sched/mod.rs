@@ -319,6 +319,56 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// With flags fixed, no scheduler ever hands a new conn to a quiesced (weight 0) or
+        /// overloaded dest, with or without the scheduler flags.
+        #[test]
+        fn quiesced_and_overloaded_never_picked(
+            spec in proptest::collection::vec((0i32..4, proptest::bool::weighted(0.3), 0u32..5, 0u32..9), 1..10),
+            flags in 0u32..4,
+            clients in proptest::collection::vec(proptest::prelude::any::<[u8; 4]>(), 1..24),
+        ) {
+            let ds = dests(&spec.iter().map(|s| s.0).collect::<Vec<_>>());
+            for (d, s) in ds.iter().zip(&spec) {
+                super::testutil::set_overloaded(d, s.1);
+                super::testutil::set_conns(d, s.2, s.3);
+            }
+            let any_ok = ds.iter().any(|d| d.weight() > 0 && !d.is_overloaded());
+            for n in NAMES {
+                let mut s = AnyScheduler::build(n, flags << 3, &ds).unwrap();
+                for (t, c) in clients.iter().enumerate() {
+                    let mut k = key_v4(*c, 1000);
+                    k.dst = k.src;
+                    match s.pick(&ds, &k, t as u64) {
+                        Some(i) => proptest::prop_assert!(
+                            ds[i].weight() > 0 && !ds[i].is_overloaded(), "{} picked {}", n, i
+                        ),
+                        // Only the hashing schedulers and ovf (active > weight) may fail while a dest is
+                        // usable.
+                        None => proptest::prop_assert!(
+                            !any_ok || ["sh", "dh", "mh", "ovf"].contains(n), "{} found none", n
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scheduler_change_reinitialises_wrr() {
+        // Added as 2 then 4 (list B4, A2): built cw 1; after "-E -s wrr" from rr, cw = mw = 3.
+        let ds = vec![super::testutil::dest(1, 4), super::testutil::dest(0, 2)];
+        let old = AnyScheduler::build("rr", 0, &ds).unwrap();
+        let mut fresh = AnyScheduler::build("wrr", 0, &ds).unwrap();
+        let mut changed = fresh.clone();
+        changed.inherit(&old, &ds, &ds);
+        let k = key_v4([1, 1, 1, 1], 1);
+        let a: Vec<_> = (0..4).map(|_| fresh.pick(&ds, &k, 0)).collect();
+        let b: Vec<_> = (0..4).map(|_| changed.pick(&ds, &k, 0)).collect();
+        assert_eq!(a, [Some(0), Some(1), Some(0), Some(0)]);
+        assert_eq!(b, [Some(0), Some(0), Some(1), Some(0)]);
+    }
+
     #[test]
     fn hash_32_matches_the_golden_ratio_definition() {
         // hash_32(1, 8) = top 8 bits of 0x61C88647.

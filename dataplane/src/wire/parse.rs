@@ -122,7 +122,11 @@ impl From<super::Error> for ParseError {
 }
 
 /// Parse a frame starting at its Ethernet header. See the module docs for what `Ok` promises.
-#[inline]
+// PERF: `inline(always)` here and on the helpers below so the `PacketInfo` is built in the
+// caller's slot. Out of line, returning it copied a just-written `IpAddr::V4` (5 bytes
+// stored) with 16-byte loads: a store-forwarding stall per address. benches/parse.rs
+// parse_frame/tcp4 went from 95 ns to 23 ns (same run conditions, loaded 2-core machine).
+#[inline(always)]
 pub fn parse_frame(frame: &[u8]) -> Result<Parsed, ParseError> {
     let eth = EthernetFrame::new_checked(frame)?;
     let l3_off = eth.header_len();
@@ -147,7 +151,7 @@ pub fn parse_ip(frame: &[u8], l3_off: usize) -> Result<PacketInfo, ParseError> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn parse_v4(frame: &[u8], l3_off: usize, vlan: Option<u16>) -> Result<PacketInfo, ParseError> {
     let ip = &frame[l3_off..];
     if ip.len() < 20 {
@@ -199,7 +203,7 @@ fn parse_v4(frame: &[u8], l3_off: usize, vlan: Option<u16>) -> Result<PacketInfo
     Ok(info)
 }
 
-#[inline]
+#[inline(always)]
 fn parse_v6(frame: &[u8], l3_off: usize, vlan: Option<u16>) -> Result<PacketInfo, ParseError> {
     let ip = &frame[l3_off..];
     if ip.len() < ipv6::HEADER_LEN {
@@ -245,7 +249,7 @@ fn parse_v6(frame: &[u8], l3_off: usize, vlan: Option<u16>) -> Result<PacketInfo
 }
 
 /// Validate and summarise the L4 header in `l4` (cut at the IP packet's end).
-#[inline]
+#[inline(always)]
 fn parse_l4(l4: &[u8], info: &mut PacketInfo) -> Result<(), ParseError> {
     match info.proto {
         proto::TCP => {

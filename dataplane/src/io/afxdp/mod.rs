@@ -642,6 +642,11 @@ fn map_create_err(
 }
 
 impl PacketIo for AfXdp {
+    fn wait_rx(&mut self, timeout_ms: i32) {
+        // poll(POLLIN) on every socket, as the inherent `wait_rx` does.
+        let _ = sys::poll_in(&mut self.pollset, timeout_ms);
+    }
+
     #[inline]
     fn ports(&self) -> usize {
         self.ports.len()
