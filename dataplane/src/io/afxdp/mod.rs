@@ -25,16 +25,17 @@
 //! same `xp_alloc` layout (`data = data_hard_start + XDP_PACKET_HEADROOM`) but were not measured
 //! (veth has none). So `Desc::headroom()` of a received frame is exactly [`HEADROOM`], and
 //! `alloc` hands out the same layout. Were `HEADROOM` ever raised above 256, the difference
-//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk (aligned mode
-//! only checks that the packet does not cross the chunk end), so encapsulation can push into
-//! the headroom and transmit in place.
+//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk
+//! (aligned mode only checks that the packet does not cross the chunk end), so encapsulation
+//! can push into the headroom and transmit in place.
 //!
 //! # Kernel wake-ups (`XDP_USE_NEED_WAKEUP`)
-//! `tx_burst` kicks the TX ring with `sendto` when the kernel asks (in copy mode it always
-//! asks, and one call sends at most 32 frames, so it kicks until the kernel stops answering
-//! EAGAIN, at most 8 times). `service` kicks again while the TX ring still holds unsent frames,
-//! and wakes the RX side with `recvfrom` if the fill ring's need_wakeup flag is set. No other
-//! syscall happens on the hot path.
+//! `tx_burst` queues all of a burst's frames, then kicks each port that got some with `sendto`
+//! if the kernel asks (in copy mode it always asks, and one call sends at most 32 frames, so it
+//! kicks until the kernel stops answering EAGAIN, at most 8 times). `service` kicks again while
+//! a TX ring still holds unsent frames, and wakes the RX side with `recvfrom` if a fill ring's
+//! need_wakeup flag is set. No other syscall happens on the hot path; `wait_rx` (idle only)
+//! sleeps in `poll`.
 //!
 //! # Setup facts (DESIGN.md "This machine")
 //! Sockets are created one at a time; `EBUSY` (a socket on the same queue closed an instant
