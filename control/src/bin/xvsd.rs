@@ -60,9 +60,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let live = if dp.ifaces.is_empty() {
         None
     } else {
-        let l = runtime::spawn_live(dp, Arc::clone(&director), Arc::clone(&conns), clock)?;
-        eprintln!("xvsd: {} worker(s) on {}", workers, dp.ifaces.join(", "));
-        Some(l)
+        Some(start_live(dp, &director, &conns, clock, workers)?)
     };
     let stop = Stop::default();
     let est = {
@@ -93,6 +91,30 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         l.shutdown();
     }
     r
+}
+
+#[cfg(feature = "afxdp")]
+fn start_live(
+    dp: &DataplaneOpts,
+    director: &Arc<Director>,
+    conns: &Arc<ConnTable>,
+    clock: Clock,
+    workers: usize,
+) -> anyhow::Result<runtime::LiveWorkers> {
+    let l = runtime::spawn_live(dp, Arc::clone(director), Arc::clone(conns), clock)?;
+    eprintln!("xvsd: {} worker(s) on {}", workers, dp.ifaces.join(", "));
+    Ok(l)
+}
+
+#[cfg(not(feature = "afxdp"))]
+fn start_live(
+    _: &DataplaneOpts,
+    _: &Arc<Director>,
+    _: &Arc<ConnTable>,
+    _: Clock,
+    _: usize,
+) -> anyhow::Result<runtime::LiveWorkers> {
+    anyhow::bail!("--iface needs the AF_XDP backend: this xvsd was built without the afxdp feature")
 }
 
 /// `-Lnc` rows from the conn table, on the workers' clock.
