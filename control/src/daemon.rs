@@ -13,8 +13,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{SigSet, Signal};
@@ -68,8 +68,11 @@ fn group_gid(name: &str) -> anyhow::Result<nix::unistd::Gid> {
 
 /// Create the listening socket with the right mode and group.
 pub fn bind_socket(path: &Path, group: Option<&str>) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
         }
@@ -141,7 +144,8 @@ pub fn run_control(opts: &DaemonOpts, director: Arc<Director>, hooks: Hooks) -> 
         opts.socket.display(),
         opts.conn_tab_bits
     );
-    server.serve(&listener, &shutdown);
+    let server = Arc::new(Mutex::new(server));
+    Server::serve(&server, &listener, &shutdown);
     drop(listener);
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())

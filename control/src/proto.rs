@@ -198,14 +198,19 @@ pub struct DestSpec {
     /// Weight.
     pub weight: i32,
     /// Upper threshold.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub u_threshold: u32,
     /// Lower threshold.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub l_threshold: u32,
     /// Tunnel type ([`tun_type`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tun_type: u8,
     /// GUE port.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tun_port: u16,
     /// `IP_VS_TUNNEL_ENCAP_FLAG_*`.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tun_flags: u16,
 }
 
@@ -440,12 +445,25 @@ pub struct Stats64 {
     pub outbps: u64,
 }
 
+impl Stats64 {
+    /// All counters and rates are zero.
+    #[must_use]
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// One service of a listing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceEntry {
     /// Its settings.
     pub spec: ServiceSpec,
-    /// Counters.
+    /// Counters (omitted on the wire when all zero or not asked for).
+    #[serde(default, skip_serializing_if = "Stats64::is_zero")]
     pub stats: Stats64,
     /// FULLNAT local addresses.
     pub laddrs: Vec<IpAddr>,
@@ -457,12 +475,16 @@ pub struct DestEntry {
     /// Its settings.
     pub spec: DestSpec,
     /// ActiveConn.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub activeconns: u32,
     /// InActConn.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub inactconns: u32,
     /// PersistConn.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub persistconns: u32,
-    /// Counters.
+    /// Counters (omitted on the wire when all zero or not asked for).
+    #[serde(default, skip_serializing_if = "Stats64::is_zero")]
     pub stats: Stats64,
 }
 
@@ -526,6 +548,9 @@ pub enum RequestBody {
     List {
         /// One service only.
         service: Option<SvcKey>,
+        /// Include counters and rates (`--stats`, `--rate`, `--json`).
+        #[serde(default)]
+        stats: bool,
     },
     /// `--timeout`.
     GetTimeouts,
@@ -664,37 +689,33 @@ pub fn read_frame<R: Read>(r: &mut R) -> Result<Vec<u8>, ProtoError> {
     Ok(body)
 }
 
+/// Only the version of a message (the body is skipped, not built).
 #[derive(Deserialize)]
-struct Envelope {
+struct VersionOnly {
     version: u32,
-    body: serde_json::Value,
 }
 
-/// Decode a request body, checking its version.
-pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtoError> {
-    let env: Envelope =
+fn check_version(bytes: &[u8]) -> Result<(), ProtoError> {
+    let v: VersionOnly =
         serde_json::from_slice(bytes).map_err(|e| ProtoError::Malformed(e.to_string()))?;
-    if env.version != VERSION {
-        return Err(ProtoError::UnknownVersion(env.version));
+    if v.version == VERSION {
+        Ok(())
+    } else {
+        Err(ProtoError::UnknownVersion(v.version))
     }
-    let body: RequestBody =
-        serde_json::from_value(env.body).map_err(|e| ProtoError::Malformed(e.to_string()))?;
-    Ok(Request {
-        version: env.version,
-        body,
-    })
+}
+
+/// Decode a request body, checking its version first (so a request of another version is
+/// refused as such even if its body would not parse).
+pub fn decode_request(bytes: &[u8]) -> Result<Request, ProtoError> {
+    check_version(bytes)?;
+    serde_json::from_slice(bytes).map_err(|e| ProtoError::Malformed(e.to_string()))
 }
 
 /// Decode a response body, checking its version.
 pub fn decode_response(bytes: &[u8]) -> Result<Response, ProtoError> {
-    let env: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| ProtoError::Malformed(e.to_string()))?;
-    if env.version != VERSION {
-        return Err(ProtoError::UnknownVersion(env.version));
-    }
-    let body: ResponseBody =
-        serde_json::from_value(env.body).map_err(|e| ProtoError::Malformed(e.to_string()))?;
-    Ok(Response::new(body))
+    check_version(bytes)?;
+    serde_json::from_slice(bytes).map_err(|e| ProtoError::Malformed(e.to_string()))
 }
 
 /// A client connection to the daemon.
@@ -738,8 +759,9 @@ impl Client {
     pub fn list(
         &mut self,
         service: Option<SvcKey>,
+        stats: bool,
     ) -> Result<Result<Vec<ListItem>, ErrorReply>, ProtoError> {
-        self.send(RequestBody::List { service })?;
+        self.send(RequestBody::List { service, stats })?;
         let mut all = Vec::new();
         loop {
             match self.recv()? {
@@ -791,7 +813,9 @@ mod tests {
 
     #[test]
     fn oversized_length_is_refused_before_reading() {
-        let mut buf = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+        let mut buf = (u32::try_from(MAX_FRAME).unwrap() + 1)
+            .to_be_bytes()
+            .to_vec();
         buf.extend_from_slice(b"{}");
         assert!(matches!(
             read_frame(&mut buf.as_slice()),

@@ -435,8 +435,8 @@ pub fn spawn_live(
     })
 }
 
-/// The worker loop: poll until stopped; in adaptive mode sleep briefly after a run of empty
-/// turns (the AF_XDP backend keeps its rings topped up in `service`).
+/// The worker loop: poll until stopped; in adaptive mode, after a run of empty turns, wait in
+/// the backend for traffic (the AF_XDP backend keeps its fill rings topped up in `service`).
 pub fn run_loop<I: xvs_dataplane::io::PacketIo>(
     mut worker: Worker<I>,
     stop: &Stop,
@@ -448,7 +448,9 @@ pub fn run_loop<I: xvs_dataplane::io::PacketIo>(
         if worker.poll(clock.now_ms()) == 0 {
             idle = idle.saturating_add(1);
             if poll == PollMode::Adaptive && idle > 256 {
-                std::thread::sleep(std::time::Duration::from_micros(200));
+                // Sleep in the backend (poll() on the AF_XDP sockets) for at most 1 ms, so
+                // expiry and snapshot adoption still run while idle.
+                worker.io_mut().wait_rx(1);
             }
         } else {
             idle = 0;

@@ -8,15 +8,16 @@
 //! &svc->destinations)` in `__ip_vs_update_dest`), an edited one keeps its place. A `-R` input
 //! is parsed whole, then its commands are applied to a working copy and published with one
 //! `apply` (so 10,000 services cost one snapshot build, not 10,000).
-//! Never: block on a client for long (per-frame timeouts), panic on a request, or touch the
-//! data plane other than through the `Director`.
+//! Never: let one client stall another (each client has its own thread and frames are read
+//! without the lock, which is held only to answer), panic on a request, or touch the data plane
+//! other than through the `Director`.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use xvs_dataplane::director::{Director, ListCounters};
@@ -57,6 +58,8 @@ impl std::fmt::Debug for Hooks {
 const LIST_CHUNK: usize = 1500;
 /// Conn rows per frame.
 const CONN_CHUNK: usize = 2500;
+/// Most clients served at once.
+pub const MAX_CLIENTS: usize = 64;
 /// Largest `-R` input accepted on one connection.
 const MAX_RESTORE: usize = 512 << 20;
 /// The kernel refuses timeouts above INT_MAX / HZ (HZ = 250 assumed).
@@ -471,7 +474,11 @@ impl Server {
         report
     }
 
-    fn list_items(&self, service: Option<&SvcKey>) -> Result<Vec<ListItem>, ErrorReply> {
+    fn list_items(
+        &self,
+        service: Option<&SvcKey>,
+        with_stats: bool,
+    ) -> Result<Vec<ListItem>, ErrorReply> {
         let mut items = Vec::new();
         let only = match service {
             Some(k) => Some(k.to_service_key().ok_or_else(no_such_service)?),
@@ -483,11 +490,14 @@ impl Server {
                 continue;
             }
             found = true;
-            let stats = self
-                .director
-                .service_counters(&s.key)
-                .map(|c| stats64(&c))
-                .unwrap_or_default();
+            let stats = if with_stats {
+                self.director
+                    .service_counters(&s.key)
+                    .map(|c| stats64(&c))
+                    .unwrap_or_default()
+            } else {
+                Stats64::default()
+            };
             items.push(ListItem::Service(ServiceEntry {
                 spec: service_spec(s),
                 stats,
@@ -503,7 +513,11 @@ impl Server {
                     activeconns: c.activeconns,
                     inactconns: c.inactconns,
                     persistconns: c.persistconns,
-                    stats: stats64(&c.counters),
+                    stats: if with_stats {
+                        stats64(&c.counters)
+                    } else {
+                        Stats64::default()
+                    },
                 }));
             }
         }
@@ -533,13 +547,15 @@ impl Server {
                     udp: t.udp,
                 }]
             }
-            RequestBody::List { service } => match self.list_items(service.as_ref()) {
-                Err(e) => vec![ResponseBody::Error(e)],
-                Ok(items) => chunked(items, LIST_CHUNK, |items, more| ResponseBody::List {
-                    items,
-                    more,
-                }),
-            },
+            RequestBody::List { service, stats } => {
+                match self.list_items(service.as_ref(), stats) {
+                    Err(e) => vec![ResponseBody::Error(e)],
+                    Ok(items) => chunked(items, LIST_CHUNK, |items, more| ResponseBody::List {
+                        items,
+                        more,
+                    }),
+                }
+            }
             RequestBody::GetConns => {
                 let rows = (self.hooks.conns)();
                 chunked(rows, CONN_CHUNK, |rows, more| ResponseBody::Conns {
@@ -565,10 +581,12 @@ impl Server {
         }
     }
 
-    /// Serve one client until it closes, times out or sends an oversized frame.
-    pub fn serve_connection(&mut self, mut s: UnixStream) {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+    /// Serve one client until it closes, times out or sends an oversized frame. Frames are
+    /// read without the lock; only answering a decoded request takes it, so a slow or silent
+    /// client never stalls the others.
+    pub fn serve_connection(server: &Mutex<Self>, mut s: UnixStream) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(30)));
         let mut pending = String::new();
         loop {
             let bytes = match proto::read_frame(&mut s) {
@@ -591,7 +609,11 @@ impl Server {
                     continue;
                 }
             };
-            for body in self.handle(req.body, &mut pending) {
+            let bodies = server
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .handle(req.body, &mut pending);
+            for body in bodies {
                 if proto::write_frame(&mut s, &Response::new(body)).is_err() {
                     return;
                 }
@@ -599,15 +621,33 @@ impl Server {
         }
     }
 
-    /// Accept and serve clients one at a time until `shutdown` is set (the setter then
-    /// connects once to wake `accept`).
-    pub fn serve(&mut self, listener: &UnixListener, shutdown: &AtomicBool) {
+    /// Accept clients (each served on its own thread, at most [`MAX_CLIENTS`] at once) until
+    /// `shutdown` is set (the setter then connects once to wake `accept`).
+    pub fn serve(server: &Arc<Mutex<Self>>, listener: &UnixListener, shutdown: &AtomicBool) {
+        let active = Arc::new(AtomicUsize::new(0));
         for stream in listener.incoming() {
             if shutdown.load(Ordering::SeqCst) {
                 break;
             }
             match stream {
-                Ok(s) => self.serve_connection(s),
+                Ok(mut s) => {
+                    if active.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                        let _ = proto::write_frame(&mut s, &Response::error("too many clients"));
+                        continue;
+                    }
+                    active.fetch_add(1, Ordering::SeqCst);
+                    let server = Arc::clone(server);
+                    let active2 = Arc::clone(&active);
+                    let spawned = std::thread::Builder::new()
+                        .name("xvsd-client".into())
+                        .spawn(move || {
+                            Self::serve_connection(&server, s);
+                            active2.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     eprintln!("xvsd: accept: {e}");
@@ -626,19 +666,19 @@ fn no_such_service() -> ErrorReply {
 }
 
 fn chunked<T>(
-    mut all: Vec<T>,
+    all: Vec<T>,
     per: usize,
     mk: impl Fn(Vec<T>, bool) -> ResponseBody,
 ) -> Vec<ResponseBody> {
     let mut out = Vec::new();
+    let mut it = all.into_iter().peekable();
     loop {
-        if all.len() <= per {
-            out.push(mk(all, false));
+        let chunk: Vec<T> = it.by_ref().take(per).collect();
+        let more = it.peek().is_some();
+        out.push(mk(chunk, more));
+        if !more {
             return out;
         }
-        let rest = all.split_off(per);
-        out.push(mk(all, true));
-        all = rest;
     }
 }
 
@@ -766,7 +806,13 @@ mod tests {
         }
         assert_eq!(s.restore("x", &text, true).exit_code, 0);
         let mut pending = String::new();
-        let frames = s.handle(RequestBody::List { service: None }, &mut pending);
+        let frames = s.handle(
+            RequestBody::List {
+                service: None,
+                stats: true,
+            },
+            &mut pending,
+        );
         assert_eq!(frames.len(), 2);
         assert!(matches!(frames[0], ResponseBody::List { more: true, .. }));
     }

@@ -8,6 +8,14 @@
 //! derived from ipvsadm.c's printf formats and messages, not from xvsadm's output.
 //! Names: the daemon and the CLI read `tests/golden/hosts` and `tests/golden/services`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "test code: a failure should panic loudly"
+)]
+
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

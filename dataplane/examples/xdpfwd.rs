@@ -8,7 +8,8 @@
 //! Two helper modes make a complete measurement without other tools:
 //! - `--gen IF --dst-mac MAC [--flows N]`: floods 64-byte UDP frames (198.18.0.1 ->
 //!   198.18.1.1, source port varying over N flows, UDP checksum 0) out of IF;
-//! - `--sink IF`: counts and drops everything received on IF.
+//! - `--sink IF`: counts and drops everything received on IF (sleeping while its ring fills, so
+//!   it can share the generator's core).
 //!
 //! ```text
 //! xdpfwd FWD_IF_A FWD_IF_B --dst-mac MAC [--dst-mac-a MAC] [--skb] [--secs N]
@@ -24,7 +25,8 @@
 //! taskset -c 1 xdpfwd f0 f1 --dst-mac <s0 MAC> &                      # the forwarder
 //! ip netns exec G taskset -c 0 xdpfwd --gen g0 --dst-mac <f0 MAC> --secs 10
 //! ```
-//! and read the steady-state `forwarded` lines (and S's `rx_packets`). On veth the receiving
+//! and read the steady-state `forwarded` lines (and S's `rx_packets`); `xdpfwd-bench.sh` next to
+//! this file does all of it and cleans up. On veth the receiving
 //! side's XDP and copy run in the sender's softirq, so the generator core also pays for the
 //! forwarder's RX and the forwarder core for the sink's RX.
 
@@ -193,6 +195,13 @@ mod afxdp {
             }
         }
         println!("frames {:?}", io.frame_counts());
+        for p in 0..2 {
+            println!(
+                "port {p}: {:?}, tx kicks {}",
+                io.xsk_stats(p)?,
+                io.tx_kicks(p)
+            );
+        }
         Ok(())
     }
 
@@ -245,6 +254,11 @@ mod afxdp {
             io.recycle(&descs[..n]);
             io.service();
             m.count += n as u64;
+            if n < BATCH / 2 {
+                // The sink shares a core with the generator: leave it the CPU while the ring
+                // fills (the RX ring holds 2048 frames, ~2 ms at 1 Mpps).
+                std::thread::sleep(Duration::from_micros(100));
+            }
             turn = turn.wrapping_add(1);
             if turn.is_multiple_of(64) && !m.tick() {
                 break;

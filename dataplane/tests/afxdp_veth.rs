@@ -771,3 +771,115 @@ fn afxdp_tx_ring_full_accepts_a_prefix_and_nothing_leaks() {
     assert_eq!(c.free + c.fill, c.total, "{c:?}");
     assert_eq!(io.xsk_stats(0).expect("stats").tx_invalid_descs, 0);
 }
+
+/// Closing and reopening at once (a restart) works: EBUSY right after a close is retried.
+#[test]
+fn afxdp_reopen_right_after_close() {
+    if !privileged("afxdp_reopen_right_after_close") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("r");
+    let ports = [
+        PortConf {
+            ifname: topo.ifname("f0"),
+            queue: 0,
+        },
+        PortConf {
+            ifname: topo.ifname("f1"),
+            queue: 0,
+        },
+    ];
+    for round in 0..5 {
+        let io =
+            AfXdp::open(&ports, &opts()).unwrap_or_else(|e| panic!("reopen round {round}: {e}"));
+        assert!(
+            io.reclaimed().is_empty(),
+            "round {round}: nothing stale after a clean close"
+        );
+        drop(io);
+    }
+    for pc in &ports {
+        assert!(xdp_programs(&pc.ifname).unwrap().is_empty());
+    }
+}
+
+/// `wait_rx` sleeps in poll() and wakes when a frame arrives.
+#[test]
+fn afxdp_wait_rx_wakes_on_arrival() {
+    if !privileged("afxdp_wait_rx_wakes_on_arrival") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("w");
+    let mut io = AfXdp::open(
+        &[PortConf {
+            ifname: topo.ifname("f0"),
+            queue: 0,
+        }],
+        &opts(),
+    )
+    .expect("open");
+    // Anything the client kernel sends (here: the ARP request for a datagram) wakes us.
+    let cns = topo.ns("c");
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &cns, "/usr/bin/python3", "-c"])
+            .arg("import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('198.18.77.2', 9))")
+            .output();
+    });
+    io.service();
+    let mut woke = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !woke && Instant::now() < deadline {
+        woke = io.wait_rx(1000);
+    }
+    sender.join().expect("sender");
+    assert!(woke, "poll() never reported the arriving frame");
+    let mut descs = [Desc::default(); BATCH];
+    let n = io.rx_burst(&mut descs);
+    assert!(n >= 1, "readable but nothing received");
+    io.recycle(&descs[..n]);
+    let c = io.frame_counts();
+    assert_eq!(c.free + io.frames_in_flight(), c.total, "{c:?}");
+}
+
+/// Native XDP on a veth whose peer MTU is too large is refused with advice, not a bare errno.
+#[test]
+fn afxdp_native_attach_refusal_is_explained() {
+    if !privileged("afxdp_native_attach_refusal_is_explained") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("n");
+    topo.exec(
+        &topo.ns("c"),
+        &["ip", "link", "set", &topo.ifname("c0"), "mtu", "9000"],
+    );
+    let port = [PortConf {
+        ifname: topo.ifname("f0"),
+        queue: 0,
+    }];
+    match AfXdp::open(&port, &opts()) {
+        Err(e @ IoError::NativeUnsupported(..)) => {
+            let m = e.to_string();
+            assert!(m.contains("--xdp-mode skb") && m.contains("3506"), "{m}");
+            eprintln!("{m}");
+        }
+        other => panic!("expected NativeUnsupported, got {other:?}"),
+    }
+    assert!(xdp_programs(&topo.ifname("f0")).unwrap().is_empty());
+    // SKB mode has no such limit.
+    let skb = AfXdpOpts {
+        xdp_mode: XdpMode::Skb,
+        ..opts()
+    };
+    drop(AfXdp::open(&port, &skb).expect("SKB mode works with a 9000-byte peer MTU"));
+}

@@ -159,7 +159,10 @@ fn execute(
                     } => (version_code, conn_tab_size),
                     _ => return Err(ProtoError::Unexpected),
                 };
-                let items = match client.list(None)? {
+                let items = match client.list(
+                    None,
+                    format & (parse::fmt::STATS | parse::fmt::RATE) != 0 || json,
+                )? {
                     Ok(i) => i,
                     Err(e) => return Ok(list_error(&e.message)),
                 };
@@ -171,7 +174,10 @@ fn execute(
                 Ok(ok(format::list_all(&list, format, Some(&h), names)))
             }
             ListWhat::Service(k) => {
-                let items = match client.list(Some(k))? {
+                let items = match client.list(
+                    Some(k),
+                    format & (parse::fmt::STATS | parse::fmt::RATE) != 0 || json,
+                )? {
                     Ok(i) => i,
                     Err(e) => return Ok(list_error(&e.message)),
                 };
@@ -209,14 +215,14 @@ fn execute(
             ListWhat::Daemon => Ok(ok(if json { "[]\n".into() } else { String::new() })),
         },
         Action::Save { format } => {
-            let items = match client.list(None)? {
+            let items = match client.list(None, false)? {
                 Ok(i) => i,
                 Err(e) => return Ok(list_error(&e.message)),
             };
             Ok(ok(format::list_all(&group(items), format, None, names)))
         }
         Action::GetLaddr { service, format } => {
-            let items = match client.list(service)? {
+            let items = match client.list(service, false)? {
                 Ok(i) => i,
                 Err(e) => return Ok(list_error(&e.message)),
             };

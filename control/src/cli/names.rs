@@ -208,10 +208,10 @@ impl Names {
     #[must_use]
     pub fn host_to_addr(&self, name: &str) -> Option<Ipv4Addr> {
         for (addr, names) in &self.hosts {
-            if let IpAddr::V4(a) = addr {
-                if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                    return Some(*a);
-                }
+            if let IpAddr::V4(a) = addr
+                && names.iter().any(|n| n.eq_ignore_ascii_case(name))
+            {
+                return Some(*a);
             }
         }
         if !self.use_resolver || name.is_empty() {

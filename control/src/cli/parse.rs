@@ -16,6 +16,11 @@
 //! and `--json` on `-L`.
 //! Never: panic on any argument vector.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "every cast follows a string_to_number/strtol range check that makes it exact"
+)]
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::names::{Names, atoi, inet_aton, string_to_number, strtol_full};

@@ -66,8 +66,6 @@ const NO_LINK: u32 = u32::MAX;
 const EXPIRE_LATER_MS: u32 = 60_000;
 /// Timeout of a brand-new conn before its first transition (`ip_vs_conn_new`: 3 s).
 const NEW_CONN_TIMEOUT_MS: u32 = 3_000;
-/// Index and slab capacity is reserved up front for at most this many entries.
-const RESERVE_CAP: usize = 1 << 24;
 /// Deferred template releases per shard visit in `expire`.
 const DEFER: usize = 64;
 
@@ -368,8 +366,9 @@ impl ConnTable {
     /// A table of `2^conn_tab_bits` buckets (IPVS's `conn_tab_bits`, 8..=20, default 12) for at
     /// most `max_conns` entries (conns plus templates), shared by `workers` workers.
     ///
-    /// Index and IPv4 slab space for `min(max_conns, 2^24)` entries is reserved now (virtual
-    /// memory; pages are touched as conns arrive), so inserts do not reallocate below that.
+    /// Index and IPv4 slab space for `2^conn_tab_bits` entries is reserved now, so inserts do
+    /// not reallocate below that; past it a shard's slab or index doubles (an amortised copy
+    /// under that shard's lock, the only allocation an insert can make).
     pub fn with_bits(
         conn_tab_bits: u8,
         max_conns: usize,
@@ -378,10 +377,14 @@ impl ConnTable {
         if !(8..=20).contains(&conn_tab_bits) {
             return Err(ConnError::BadBits(conn_tab_bits));
         }
-        let reserve = max_conns.min(RESERVE_CAP);
-        // Shards fill unevenly: reserve a little above the mean.
-        let per_shard = reserve / NSHARDS + reserve / NSHARDS / 16 + 16;
-        let index_per_shard = per_shard.max((1usize << conn_tab_bits) / NSHARDS);
+        // conn_tab_bits sizes what is reserved up front (2^bits entries, a little above the
+        // mean per shard since shards fill unevenly); beyond that slabs and indexes grow by
+        // doubling. Reserving for max_conns instead would spread a small table over a large,
+        // cache-cold index (measured with benches/conn.rs raw mode: 1k conns in a table
+        // reserved for 1M took 102 ns on-CPU per lookup hit, 53 ns sized by conn_tab_bits).
+        let reserve = (1usize << conn_tab_bits).min(max_conns.max(NSHARDS));
+        let per_shard = reserve / NSHARDS + reserve / NSHARDS / 8 + 8;
+        let index_per_shard = per_shard;
         let shards = (0..NSHARDS)
             .map(|_| {
                 CachePadded::new(Mutex::new(Shard {
@@ -516,6 +519,7 @@ impl ConnTable {
             len,
             now_ms,
             worker,
+            update: true,
         };
         self.probe(key, Dir::Input, &pkt, t)
             .or_else(|| self.probe(key, Dir::Output, &pkt, t))
@@ -538,6 +542,7 @@ impl ConnTable {
             len,
             now_ms,
             worker,
+            update: true,
         };
         self.probe(key, Dir::Input, &pkt, t)
     }
@@ -559,8 +564,37 @@ impl ConnTable {
             len,
             now_ms,
             worker,
+            update: true,
         };
         self.probe(key, Dir::Output, &pkt, t)
+    }
+
+    /// Find the conn an ICMP error refers to (`key` is the flow of the quoted packet as the
+    /// conn sees it; `dir` the probe to use, `None` for both). Counts the ICMP packet of `len`
+    /// bytes in that direction, but neither changes the state nor re-arms the timer, as
+    /// `ip_vs_in_icmp`/`ip_vs_out_icmp` do.
+    pub fn lookup_icmp(
+        &self,
+        key: &FlowKey,
+        dir: Option<Dir>,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+    ) -> Option<Hit> {
+        let pkt = Packet {
+            flags: 0,
+            len,
+            now_ms,
+            worker,
+            update: false,
+        };
+        let t = Timeouts::default();
+        match dir {
+            Some(d) => self.probe(key, d, &pkt, &t),
+            None => self
+                .probe(key, Dir::Input, &pkt, &t)
+                .or_else(|| self.probe(key, Dir::Output, &pkt, &t)),
+        }
     }
 
     #[inline]
@@ -687,10 +721,10 @@ impl ConnTable {
         if flags & cf::UNHASHED == 0 {
             let role = if template {
                 E_TPL
-            } else if flags & cf::FNAT != 0 || flags & cf::NOOUTPUT != 0 {
-                E_IN
-            } else {
+            } else if unpack_fwd(c.fwd).0 == FwdMode::Masq {
                 E_IN | E_OUT
+            } else {
+                E_IN
             };
             let first = slot | fam | role;
             remove_entry(index, endpoint_hash(c, first, self.seed), first);
@@ -772,6 +806,7 @@ impl ConnTable {
             len: new.len,
             now_ms,
             worker,
+            update: true,
         };
         let mut conn = Conn {
             addrs,
@@ -1235,12 +1270,46 @@ struct Packet {
     len: u32,
     now_ms: u64,
     worker: usize,
+    /// Run the state machine and re-arm the timer (false for ICMP errors about the conn).
+    update: bool,
 }
 
 /// Run one packet through a conn (`ip_vs_set_state` + stats + `ip_vs_conn_put`'s timer).
 /// Returns the hit and the template to mark ASSURED (when a controlled conn got ESTABLISHED).
 #[inline]
 fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit, Option<u32>) {
+    let mut assure = None;
+    if pkt.update {
+        assure = transition(c, dir, pkt, t);
+    }
+    let len = u64::from(pkt.len);
+    if let Some(d) = &c.dest {
+        count(d.stats.slot(pkt.worker), dir, len);
+    }
+    if let Some(s) = &c.svc {
+        count(s.stats.slot(pkt.worker), dir, len);
+    }
+    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
+    let hit = Hit {
+        dir,
+        tuple: c.tuple(),
+        fwd,
+        tun: TunConf {
+            kind,
+            port: c.tun_port,
+            flags: tflags,
+        },
+        state: c.state,
+        flags: c.flags,
+        dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
+    };
+    (hit, assure)
+}
+
+/// The state machine step and timer re-arm of one packet; returns the template to mark
+/// ASSURED.
+#[inline]
+fn transition<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<u32> {
     let sdir = match dir {
         Dir::Output => {
             c.flags &= !cf::NOOUTPUT;
@@ -1270,28 +1339,7 @@ fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit
     }
     c.timeout_ms = state::timeout_ms(c.proto, new, t);
     c.expires_ms = pkt.now_ms + u64::from(c.timeout_ms);
-    let len = u64::from(pkt.len);
-    if let Some(d) = &c.dest {
-        count(d.stats.slot(pkt.worker), dir, len);
-    }
-    if let Some(s) = &c.svc {
-        count(s.stats.slot(pkt.worker), dir, len);
-    }
-    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
-    let hit = Hit {
-        dir,
-        tuple: c.tuple(),
-        fwd,
-        tun: TunConf {
-            kind,
-            port: c.tun_port,
-            flags: tflags,
-        },
-        state: c.state,
-        flags: c.flags,
-        dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
-    };
-    (hit, assure)
+    assure
 }
 
 #[inline]
@@ -1485,7 +1533,7 @@ mod tests {
                 .unwrap();
         }
         let per = t.memory_bytes() as f64 / t.len() as f64;
-        println!("measured heap per conn at 20k conns (reserved for 20k): {per:.1} B");
+        println!("measured heap per conn at 20k conns (conn_tab_bits 12, grown): {per:.1} B");
         assert!(per <= 128.0 * 1.5);
     }
 
@@ -1558,6 +1606,32 @@ mod tests {
         assert_eq!(expires_in(&t, 2), vec![120_000]);
         t.flush();
         assert_eq!((t.len(), counts(&d)), (0, (0, 0, 0)));
+    }
+
+    #[test]
+    fn icmp_lookup_counts_without_state_or_timer() {
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "203.0.113.7", 40002);
+        let h = t
+            .create(new_conn(tu, FwdMode::Masq, &d, &s), 0, 0, &T)
+            .unwrap();
+        let h2 = t
+            .lookup_icmp(&h.tuple.out_key(), Some(Dir::Output), 56, 5000, 0)
+            .unwrap();
+        assert_eq!((h2.dir, h2.state), (Dir::Output, tcp::SYN_RECV));
+        assert!(
+            t.lookup_icmp(&h.tuple.out_key(), Some(Dir::Input), 56, 5000, 0)
+                .is_none()
+        );
+        assert_eq!(
+            t.lookup_icmp(&tu.in_key(), None, 56, 5000, 0).unwrap().dir,
+            Dir::Input
+        );
+        // Timer not re-armed: still due 60 s after creation.
+        assert_eq!(expires_in(&t, 5000), vec![55_000]);
+        assert_eq!(d.stats.slot(0).read().outpkts, 1);
+        assert_eq!(d.stats.slot(0).read().inpkts, 2);
     }
 
     #[test]
@@ -1854,6 +1928,107 @@ mod tests {
         d.flags
             .fetch_and(!crate::service::dest_flags::AVAILABLE, Ordering::Relaxed);
         assert!(t.template_lookup(&key, 1).is_none());
+    }
+
+    #[test]
+    fn v6_template_and_fullnat() {
+        let t = ConnTable::with_bits(12, 100, 2).unwrap();
+        let (d, s) = (dest(1), svc());
+        let mut sc = psvc(64);
+        sc.key = ServiceKey::Inet {
+            proto: crate::service::Protocol::Tcp,
+            addr: ip("2001:db8::1"),
+            port: 80,
+        };
+        let tu = tuple(proto::TCP, "2001:db8:5:6:7:8:9:a", 3333);
+        let key = TemplateKey::new(&sc, proto::TCP, tu.caddr, tu.vaddr, 80);
+        let r = t
+            .template_create(&key, tu.daddr, 8080, Arc::clone(&d), 10_000, 0)
+            .unwrap();
+        let mut n = new_conn(tu, FwdMode::FullNat, &d, &s);
+        n.control = Some(r);
+        let h = t.create(n, 0, 1, &T).unwrap();
+        assert_eq!(t.port_layout().owner(h.tuple.lport), Some(1));
+        assert!(
+            t.lookup(&h.tuple.out_key(), tf::SYN | tf::ACK, 1, 1, 0, &T)
+                .is_some()
+        );
+        let other = ip("2001:db8:5:6:ffff::1");
+        let hit = t.template_lookup(&TemplateKey::new(&sc, proto::TCP, other, tu.vaddr, 80), 2);
+        let hit = hit.expect("same /64");
+        assert_eq!(hit.daddr, tu.daddr);
+        t.template_put(hit.tref);
+        let mixed = ConnTuple {
+            daddr: ip("10.0.0.2"),
+            ..tu
+        };
+        assert_eq!(
+            t.create(new_conn(mixed, FwdMode::Masq, &d, &s), 0, 0, &T)
+                .unwrap_err(),
+            ConnError::Family
+        );
+        assert_eq!(counts(&d), (1, 0, 1));
+    }
+
+    /// Two threads create, look up, remove and expire at once; no deadlock, and the dest's
+    /// counters end equal to what the table holds.
+    #[test]
+    fn concurrent_workers_keep_counts_consistent() {
+        let t = Arc::new(ConnTable::with_bits(8, 100_000, 2).unwrap());
+        let (d, s) = (dest(1), svc());
+        let sc = psvc(0xffff_0000);
+        let threads: Vec<_> = (0..2usize)
+            .map(|w| {
+                let (t, d, s, sc) = (Arc::clone(&t), Arc::clone(&d), Arc::clone(&s), sc.clone());
+                std::thread::spawn(move || {
+                    for i in 0..5000u32 {
+                        let now = u64::from(i) * 10;
+                        let c = format!("10.{}.{}.{}", w, (i / 250) % 256, i % 250);
+                        let mut tu = tuple(proto::TCP, &c, 2000 + (i % 7) as u16);
+                        tu.laddr = ip("10.255.0.1");
+                        let key = TemplateKey::new(&sc, proto::TCP, tu.caddr, tu.vaddr, 80);
+                        let tref = match t.template_lookup(&key, now) {
+                            Some(h) => h.tref,
+                            None => t
+                                .template_create(&key, tu.daddr, 8080, Arc::clone(&d), 5_000, now)
+                                .unwrap(),
+                        };
+                        let fwd = if i % 2 == 0 {
+                            FwdMode::FullNat
+                        } else {
+                            FwdMode::Masq
+                        };
+                        let mut n = new_conn(tu, fwd, &d, &s);
+                        n.control = Some(tref);
+                        let h = t.create(n, now, w, &T).unwrap();
+                        t.lookup(&h.tuple.out_key(), tf::SYN | tf::ACK, 1, now, 1 - w, &T);
+                        if i % 3 == 0 {
+                            t.remove(&tu.in_key());
+                        }
+                        t.expire(now, 8);
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        let (mut conns, mut tpls) = (0u32, 0u32);
+        t.for_each(0, |i| {
+            if i.template {
+                tpls += 1;
+            } else {
+                conns += 1;
+            }
+        });
+        let (a, ia, p) = counts(&d);
+        assert_eq!((a + ia, p), (conns, tpls));
+        assert_eq!(t.len(), (conns + tpls) as usize);
+        // Everything goes eventually, templates after the conns they control.
+        for k in 0..200 {
+            t.expire(10_000_000 + k * 100_000, 100_000);
+        }
+        assert_eq!((t.len(), counts(&d)), (0, (0, 0, 0)));
     }
 
     #[test]

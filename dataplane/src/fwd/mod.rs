@@ -14,10 +14,12 @@
 //! `__ip_vs_get_out_rt` (Input) and `ip_forward` does for NAT replies (Output); a packet that
 //! arrives with TTL <= 1 in the Input direction is turned into an ICMP time exceeded back to the
 //! client (source: the VIP, as `icmp_send` picks for a locally delivered packet); in the Output
-//! direction it is dropped (`TtlExceeded`). A packet larger than the egress MTU gets an ICMP
-//! "fragmentation needed" (IPv4 with DF) / "packet too big" (IPv6) back to the client, as
-//! `ensure_mtu_is_adequate` does; xvs never fragments, so anything else too big is dropped
-//! (`TooBig`) where the kernel would fragment.
+//! direction it is dropped (`TtlExceeded`). In the Input direction a packet larger than the
+//! egress MTU gets an ICMP "fragmentation needed" (IPv4 with DF) / "packet too big" (IPv6)
+//! back to the client, as `ensure_mtu_is_adequate` does. xvs never fragments: anything else too
+//! big (IPv4 without DF, where the kernel would fragment; replies in the Output direction,
+//! where `ip_forward` would answer the dest from an address xvs is not told) is dropped
+//! (`TooBig`).
 //!
 //! Checksums are updated incrementally (RFC 1624), pseudo-header included; a UDP/IPv4 checksum
 //! of 0 (none) stays 0, and an updated UDP checksum that comes out 0 is sent as `0xffff`.
@@ -51,7 +53,7 @@ use crate::flow::{ConnTuple, Dir, proto};
 use crate::io::Frame;
 use crate::service::{Family, FwdMode, TunConf};
 use crate::stats::DropReason;
-use crate::wire::{PacketInfo, checksum, ipv4, tcp, udp};
+use crate::wire::{PacketInfo, checksum, ipv4, ipv6, tcp, udp};
 
 /// What [`rewrite`] needs to know about a conn (copied from it; the mode never changes).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -67,8 +69,8 @@ pub struct FwdConn {
 /// Per-egress facts the worker supplies.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub struct FwdCtx {
-    /// The director's IPv4 address on the egress interface (TUN outer source, FULLNAT-less
-    /// ICMP source). `None`: IPv4 tunnels are not possible (`NoRoute`).
+    /// The director's IPv4 address on the egress interface: the outer source of TUN
+    /// packets. `None`: IPv4 tunnels cannot be sent (`NoRoute`).
     pub src_v4: Option<Ipv4Addr>,
     /// The director's IPv6 address on the egress interface.
     pub src_v6: Option<Ipv6Addr>,
@@ -134,12 +136,13 @@ pub(crate) enum End {
 }
 
 /// Rewrite the address and port of one end of the IP packet at `l3_off` whose L4 header is at
-/// `l4_off` (`l4_len` bytes of it available, `l4` says whether it may be touched), updating
-/// the IPv4 header checksum and the TCP/UDP/ICMPv6 checksum incrementally.
+/// `l4_off` (`l4_len` bytes of it available, 0 when it must not be touched), updating the IPv4
+/// header checksum and the TCP/UDP/ICMPv6 checksum incrementally: the address difference is
+/// computed once and applied to each checksum that covers it.
 ///
 /// Returns false (nothing written) when `addr` is not of the packet's family.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 pub(crate) fn set_endpoint(
     buf: &mut [u8],
     l3_off: usize,
@@ -151,46 +154,50 @@ pub(crate) fn set_endpoint(
     port: u16,
 ) -> bool {
     let v4 = buf[l3_off] >> 4 == 4;
-    let (old, a_off) = match (v4, end) {
-        (true, End::Src) => (
-            read_v4(buf, l3_off + ipv4::SRC_OFFSET),
-            l3_off + ipv4::SRC_OFFSET,
-        ),
-        (true, End::Dst) => (
-            read_v4(buf, l3_off + ipv4::DST_OFFSET),
-            l3_off + ipv4::DST_OFFSET,
-        ),
-        (false, End::Src) => (
-            read_v6(buf, l3_off + crate::wire::ipv6::SRC_OFFSET),
-            l3_off + 8,
-        ),
-        (false, End::Dst) => (
-            read_v6(buf, l3_off + crate::wire::ipv6::DST_OFFSET),
-            l3_off + 24,
-        ),
-    };
-    match (&old, &addr) {
-        (IpAddr::V4(_), IpAddr::V4(n)) => {
-            buf[a_off..a_off + 4].copy_from_slice(&n.octets());
+    let addr_diff = match (v4, addr) {
+        (true, IpAddr::V4(n)) => {
+            let at = l3_off
+                + if end == End::Src {
+                    ipv4::SRC_OFFSET
+                } else {
+                    ipv4::DST_OFFSET
+                };
+            let old = u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+            let new = n.to_bits();
+            buf[at..at + 4].copy_from_slice(&new.to_be_bytes());
+            let d = checksum::diff32(old, new);
             put_csum(buf, l3_off + ipv4::CHECKSUM_OFFSET, |c| {
-                checksum::update_addr(c, &old, &addr)
+                checksum::apply(c, d)
             });
+            d
         }
-        (IpAddr::V6(_), IpAddr::V6(n)) => buf[a_off..a_off + 16].copy_from_slice(&n.octets()),
+        (false, IpAddr::V6(n)) => {
+            let at = l3_off
+                + if end == End::Src {
+                    ipv6::SRC_OFFSET
+                } else {
+                    ipv6::DST_OFFSET
+                };
+            let new = n.octets();
+            let d = checksum::diff_bytes(&buf[at..at + 16], &new);
+            buf[at..at + 16].copy_from_slice(&new);
+            d
+        }
         _ => return false,
-    }
+    };
     // Ports need 4 bytes of L4 header; a checksum is updated only when its field is present
     // (an ICMP error may quote just the first 8 bytes of a TCP header).
     let p_off = l4_off + if end == End::Src { 0 } else { 2 };
     let has_ports = matches!(proto, proto::TCP | proto::UDP) && l4_len >= 4;
-    let old_port = if has_ports { be16(buf, p_off) } else { 0 };
+    let mut diff = addr_diff;
     if has_ports {
+        diff = checksum::add(diff, checksum::diff16(be16(buf, p_off), port));
         put_be16(buf, p_off, port);
     }
     match proto {
         proto::TCP if l4_len >= tcp::CHECKSUM_OFFSET + 2 => {
             put_csum(buf, l4_off + tcp::CHECKSUM_OFFSET, |c| {
-                checksum::update16(checksum::update_addr(c, &old, &addr), old_port, port)
+                checksum::apply(c, diff)
             });
         }
         proto::UDP if l4_len >= udp::HEADER_LEN => {
@@ -198,14 +205,14 @@ pub(crate) fn set_endpoint(
             let c = be16(buf, at);
             // Zero: no checksum (IPv4); it stays that way. IPv6 forbids zero; leave it alone.
             if c != 0 {
-                let n = checksum::update16(checksum::update_addr(c, &old, &addr), old_port, port);
+                let n = checksum::apply(c, diff);
                 put_be16(buf, at, if n == 0 { 0xffff } else { n });
             }
         }
         // SCTP is not handled: its CRC32c covers the ports and has no incremental form (and
         // does not cover addresses); xvs does not balance SCTP.
         proto::ICMPV6 if l4_len >= 4 => {
-            put_csum(buf, l4_off + 2, |c| checksum::update_addr(c, &old, &addr));
+            put_csum(buf, l4_off + 2, |c| checksum::apply(c, addr_diff));
         }
         _ => {}
     }
@@ -228,18 +235,6 @@ pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
 #[inline(always)]
 pub(crate) fn put_be16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-#[inline(always)]
-fn read_v4(b: &[u8], at: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]))
-}
-
-#[inline(always)]
-fn read_v6(b: &[u8], at: usize) -> IpAddr {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    IpAddr::V6(Ipv6Addr::from(a))
 }
 
 /// Rewrite one end of the packet `info` describes (its L4 header only if it has one).
@@ -280,7 +275,7 @@ pub(crate) fn forward_ttl(buf: &mut [u8], info: &PacketInfo) -> Result<(), Verdi
 }
 
 /// Decrement TTL / hop limit (IPv4 header checksum updated incrementally).
-#[inline]
+#[inline(always)]
 pub(crate) fn decrement_ttl(buf: &mut [u8], info: &PacketInfo) {
     let o = info.l3_off;
     match info.family {
@@ -298,7 +293,7 @@ pub(crate) fn decrement_ttl(buf: &mut [u8], info: &PacketInfo) {
 
 /// Input-direction TTL step with the ICMP time exceeded answer (IPVS `decrement_ttl`): `Ok`
 /// when the packet may go on (TTL decremented), `Err(verdict)` otherwise.
-#[inline]
+#[inline(always)]
 pub(crate) fn input_ttl(
     frame: &mut Frame<'_>,
     info: &PacketInfo,
@@ -329,7 +324,7 @@ pub(crate) fn input_ttl(
 /// The non-tunnel MTU check of `ensure_mtu_is_adequate` for the Input direction: too big with
 /// DF (always for IPv6) -> ICMP error to the client; too big without DF -> drop (IPVS would
 /// fragment).
-#[inline]
+#[inline(always)]
 pub(crate) fn input_mtu(
     frame: &mut Frame<'_>,
     info: &PacketInfo,

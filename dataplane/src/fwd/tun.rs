@@ -298,6 +298,37 @@ mod tests {
     }
 
     #[test]
+    fn replies_pass_through() {
+        for v6 in [false, true] {
+            let a = addrs(v6);
+            let c = conn(FwdMode::Tunnel, a, a.d, tun(TunType::Gue, 0));
+            let r = testutil::udp(M1, M2, a.d, DPORT, a.c, CPORT, b"r");
+            let (v, out) = run(&r, |fr, i| rewrite(&c, Dir::Output, fr, i, &ctx(1500)));
+            assert_eq!(v, Verdict::Tx { route_to: a.c });
+            check(&out);
+            assert_eq!(fields(&out), (a.d, a.c, 63, DPORT, CPORT));
+            assert_eq!(out.len(), r.len());
+        }
+    }
+
+    proptest::proptest! {
+        /// Any payload, any family pair, checksummed encapsulations: every checksum verifies.
+        #[test]
+        fn checksummed_tunnels_verify(inner_v6 in proptest::prelude::any::<bool>(), outer_v6 in proptest::prelude::any::<bool>(),
+                                      gre in proptest::prelude::any::<bool>(),
+                                      payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1200)) {
+            let a = addrs(inner_v6);
+            let o = addrs(outer_v6);
+            let kind = if gre { TunType::Gre } else { TunType::Gue };
+            let c = conn(FwdMode::Tunnel, a, o.d, tun(kind, tun_flags::CSUM));
+            let f = testutil::udp(M1, M2, a.c, CPORT, a.v, VPORT, &payload);
+            let (v, out) = run(&f, |fr, i| rewrite(&c, Dir::Input, fr, i, &ctx(1500)));
+            proptest::prop_assert_eq!(v, Verdict::Tx { route_to: o.d });
+            proptest::prop_assert!(testutil::verify_checksums(&out).is_ok());
+        }
+    }
+
+    #[test]
     fn gue_source_port_follows_the_flow() {
         let a = addrs(false);
         let c = conn(FwdMode::Tunnel, a, a.d, tun(TunType::Gue, 0));

@@ -218,4 +218,12 @@ pub trait PacketIo {
 
     /// MTU of a port (L3 bytes).
     fn mtu(&self, port: u16) -> usize;
+
+    /// Idle wait of an adaptive worker: block until a frame may be ready or `timeout_ms`
+    /// passes. Never called on the hot path. Backends that cannot wait for traffic sleep
+    /// briefly instead.
+    fn wait_rx(&mut self, timeout_ms: i32) {
+        let _ = timeout_ms;
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
 }

@@ -25,16 +25,17 @@
 //! same `xp_alloc` layout (`data = data_hard_start + XDP_PACKET_HEADROOM`) but were not measured
 //! (veth has none). So `Desc::headroom()` of a received frame is exactly [`HEADROOM`], and
 //! `alloc` hands out the same layout. Were `HEADROOM` ever raised above 256, the difference
-//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk (aligned mode
-//! only checks that the packet does not cross the chunk end), so encapsulation can push into
-//! the headroom and transmit in place.
+//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk
+//! (aligned mode only checks that the packet does not cross the chunk end), so encapsulation
+//! can push into the headroom and transmit in place.
 //!
 //! # Kernel wake-ups (`XDP_USE_NEED_WAKEUP`)
-//! `tx_burst` kicks the TX ring with `sendto` when the kernel asks (in copy mode it always
-//! asks, and one call sends at most 32 frames, so it kicks until the kernel stops answering
-//! EAGAIN, at most 8 times). `service` kicks again while the TX ring still holds unsent frames,
-//! and wakes the RX side with `recvfrom` if the fill ring's need_wakeup flag is set. No other
-//! syscall happens on the hot path.
+//! `tx_burst` queues all of a burst's frames, then kicks each port that got some with `sendto`
+//! if the kernel asks (in copy mode it always asks, and one call sends at most 32 frames, so it
+//! kicks until the kernel stops answering EAGAIN, at most 8 times). `service` kicks again while
+//! a TX ring still holds unsent frames, and wakes the RX side with `recvfrom` if a fill ring's
+//! need_wakeup flag is set. No other syscall happens on the hot path; `wait_rx` (idle only)
+//! sleeps in `poll`.
 //!
 //! # Setup facts (DESIGN.md "This machine")
 //! Sockets are created one at a time; `EBUSY` (a socket on the same queue closed an instant
@@ -47,7 +48,8 @@
 //! A killed process never decrements libxdp's refcount, so its `xsk_def_prog` would stay
 //! attached for ever (and a later user would inherit a refcount that never reaches zero). Every
 //! `AfXdp` therefore holds an exclusive `flock` on `/run/xvs/xsk-<netns inode>-<ifindex>.lock`
-//! for each interface it uses (shared by all `AfXdp`s of one process through a registry). The
+//! for each interface it uses (shared by all `AfXdp`s of one process through a registry; the
+//! file is removed when the last of them closes, and a crash leaves only an unlocked file). The
 //! first user of an interface in a process takes the lock; if another process holds it, open
 //! fails with [`IoError::Busy`]. Having the lock means no live xvs uses the interface, so a
 //! `xsk_def_prog` still attached is stale: it is detached before the first socket is created
@@ -200,7 +202,8 @@ pub enum IoError {
     ZeroCopyUnsupported(String),
     /// Native XDP is not available on the interface.
     #[error(
-        "{0}: native (driver) XDP attach refused ({1}); try --xdp-mode skb, or on veth keep the peer MTU <= 3506"
+        "{0}: native (driver) XDP attach refused ({1}); try --xdp-mode skb, or on veth keep the \
+         peer MTU <= 3506 and give this end at least as many RX queues as the peer has TX queues"
     )]
     NativeUnsupported(String, std::io::Error),
     /// Inconsistent options.
@@ -285,6 +288,7 @@ pub struct AfXdp {
     bad_descs: u64,
     reclaimed: Vec<String>,
     scratch: [u64; BATCH],
+    pollset: Vec<libc::pollfd>,
 }
 
 fn sys_err(op: &'static str, ifname: &str, source: std::io::Error) -> IoError {
@@ -402,7 +406,9 @@ impl AfXdp {
         let mut free = Vec::with_capacity(total);
         // Highest chunk first so the first frames handed out are the lowest addresses.
         free.extend((0..total as u64).rev().map(|i| i * CHUNK_SIZE as u64));
+        let fds: Vec<i32> = out.iter().map(|p| p.xsk.fd()).collect();
         let mut me = Self {
+            pollset: sys::pollfds(&fds),
             ports: out,
             _umem: umem,
             area,
@@ -512,11 +518,18 @@ impl AfXdp {
         })
     }
 
-    /// The sockets' file descriptors, for an adaptive worker that sleeps in `poll(POLLIN)` when
-    /// idle (call `service()` before sleeping so the fill rings are full).
+    /// The sockets' file descriptors, for a worker that wants to `poll` them with other fds.
     #[must_use]
     pub fn fds(&self) -> Vec<i32> {
         self.ports.iter().map(|p| p.xsk.fd()).collect()
+    }
+
+    /// Idle wait for an adaptive worker: sleep in `poll(POLLIN)` on every socket until a frame
+    /// arrives or `timeout_ms` passes (one syscall, no allocation). Returns true if a socket is
+    /// readable. Call `service()` first so the fill rings are full while sleeping; the kernel
+    /// keeps delivering into them and wakes the poller.
+    pub fn wait_rx(&mut self, timeout_ms: i32) -> bool {
+        sys::poll_in(&mut self.pollset, timeout_ms)
     }
 
     /// Whether `d` is a non-empty packet lying entirely inside one of our chunks: exactly what
@@ -607,7 +620,9 @@ fn map_create_err(
         Some(libc::EOPNOTSUPP) if opts.zero_copy == ZeroCopy::On => {
             IoError::ZeroCopyUnsupported(ifname)
         }
-        Some(libc::EOPNOTSUPP | libc::ERANGE) if opts.xdp_mode == XdpMode::Native => {
+        Some(libc::EOPNOTSUPP | libc::ERANGE | libc::ENOSPC)
+            if opts.xdp_mode == XdpMode::Native =>
+        {
             IoError::NativeUnsupported(ifname, e)
         }
         Some(libc::EINVAL) => IoError::NoSuchQueue {
@@ -628,6 +643,11 @@ fn map_create_err(
 }
 
 impl PacketIo for AfXdp {
+    fn wait_rx(&mut self, timeout_ms: i32) {
+        // poll(POLLIN) on every socket, as the inherent `wait_rx` does.
+        let _ = sys::poll_in(&mut self.pollset, timeout_ms);
+    }
+
     #[inline]
     fn ports(&self) -> usize {
         self.ports.len()
@@ -675,6 +695,8 @@ impl PacketIo for AfXdp {
     #[inline]
     fn tx_burst(&mut self, descs: &[Desc]) -> usize {
         let mut done = 0;
+        // Ports (below 64) that got frames in this burst and need a kick.
+        let mut touched = 0u64;
         while done < descs.len() {
             let port = descs[done].port;
             let mut end = done;
@@ -693,11 +715,23 @@ impl PacketIo for AfXdp {
             let n = p.xsk.transmit(&descs[done..end]);
             if n > 0 {
                 p.tx_outstanding += n;
-                Self::kick(p);
+                // One kick per port per burst, after all its runs are queued: a burst that
+                // alternates ports (NAT both ways) must not cost a syscall per run.
+                match 1u64.checked_shl(u32::from(port)) {
+                    Some(bit) => touched |= bit,
+                    None => Self::kick(p),
+                }
             }
             done += n;
             if done < end {
                 break; // TX ring full: the caller recycles the rest.
+            }
+        }
+        while touched != 0 {
+            let i = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            if let Some(p) = self.ports.get_mut(i) {
+                Self::kick(p);
             }
         }
         self.held -= done;
@@ -791,7 +825,8 @@ pub fn xdp_programs(ifname: &str) -> Result<Vec<String>, IoError> {
 #[derive(Debug)]
 struct IfaceLock {
     key: (u64, u32),
-    _file: File,
+    path: PathBuf,
+    file: File,
 }
 
 /// This process's interface locks (weak: the `AfXdp`s own them). Setup path only.
@@ -819,32 +854,57 @@ impl IfaceLock {
             return Ok((l, false));
         }
         let path = lock_dir(ifname)?.join(format!("xsk-{netns}-{ifindex}.lock"));
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| sys_err("opening the interface lock file", ifname, e))?;
-        if file.try_lock().is_err() {
-            let owner = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(IoError::Busy {
-                ifname: ifname.to_string(),
-                queue,
-                detail: format!(
-                    "another xvs process (pid {}) uses this interface (lock {})",
-                    owner.trim(),
-                    path.display()
-                ),
-            });
+        // The owner unlinks the file before unlocking it (so /run/xvs does not fill up), so a
+        // lock taken on a file that was unlinked meanwhile is worthless: check that the path
+        // still names the locked inode, and start over if not.
+        for _ in 0..8 {
+            let mut file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| sys_err("opening the interface lock file", ifname, e))?;
+            if file.try_lock().is_err() {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(IoError::Busy {
+                    ifname: ifname.to_string(),
+                    queue,
+                    detail: format!(
+                        "another xvs process (pid {}) uses this interface (lock {})",
+                        owner.trim(),
+                        path.display()
+                    ),
+                });
+            }
+            let same = match (file.metadata(), std::fs::metadata(&path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            // Best effort: the pid is only for the message above.
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+            let _ = write!(file, "{}", std::process::id());
+            let lock = Arc::new(Self { key, path, file });
+            reg.push((key, Arc::downgrade(&lock)));
+            return Ok((lock, true));
         }
-        // Best effort: the pid is only for the message above.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "{}", std::process::id());
-        let lock = Arc::new(Self { key, _file: file });
-        reg.push((key, Arc::downgrade(&lock)));
-        Ok((lock, true))
+        Err(IoError::Busy {
+            ifname: ifname.to_string(),
+            queue,
+            detail: format!("the lock file {} keeps changing under us", path.display()),
+        })
+    }
+}
+
+impl Drop for IfaceLock {
+    fn drop(&mut self) {
+        // Unlink while still holding the lock (see `acquire`); the lock goes with the fd.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 

@@ -17,6 +17,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use libxdp_sys as xdp;
 
@@ -419,10 +420,11 @@ impl Xsk {
     /// Whether the TX ring still holds entries the kernel has not consumed.
     #[inline]
     pub(super) fn tx_pending(&self) -> bool {
-        // SAFETY: `consumer` points at the kernel-updated consumer index of the live mapped TX
-        // ring; a racy read only delays a kick by one loop turn.
-        let cons = unsafe { self.tx.consumer.read_volatile() };
-        cons != self.tx.cached_prod
+        // SAFETY: `consumer` points at the aligned u32 consumer index of the live mapped TX
+        // ring, which the kernel only ever updates atomically (it is shared memory, as libxdp's
+        // own `__atomic_load_n(r->consumer, __ATOMIC_ACQUIRE)` assumes).
+        let cons = unsafe { AtomicU32::from_ptr(self.tx.consumer) };
+        cons.load(Ordering::Acquire) != self.tx.cached_prod
     }
 
     /// Ask the kernel to transmit (copy mode sends at most 32 frames per call). Returns true
@@ -511,6 +513,26 @@ impl Drop for Xsk {
 // ---------------------------------------------------------------------------------------------
 // Interfaces, XDP programs, limits
 // ---------------------------------------------------------------------------------------------
+
+/// Build the `poll` set for `fds` (POLLIN on each).
+pub(super) fn pollfds(fds: &[i32]) -> Vec<libc::pollfd> {
+    fds.iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect()
+}
+
+/// Sleep until one of `set` is readable or `timeout_ms` passes; true if something is readable.
+pub(super) fn poll_in(set: &mut [libc::pollfd], timeout_ms: i32) -> bool {
+    let n = libc::nfds_t::try_from(set.len()).unwrap_or(0);
+    // SAFETY: `set` is a valid, exclusively borrowed array of `n` pollfd structs that poll may
+    // write `revents` into.
+    let r = unsafe { libc::poll(set.as_mut_ptr(), n, timeout_ms) };
+    r > 0
+}
 
 /// `if_nametoindex`, or `None` if there is no such interface in this network namespace.
 pub(super) fn ifindex(name: &CStr) -> Option<u32> {
