@@ -6,7 +6,9 @@
 //! resolve the next hop's MAC, write L2), transmit the survivors in one `tx_burst`, recycle the
 //! rest, expire a bounded number of conns, and let the backend do its housekeeping.
 //!
-//! Invariants: every received descriptor ends in exactly one of the tx or drop arrays; every
+//! Invariants: every received descriptor ends in exactly one of the tx or drop arrays or the
+//! hold queue (frames waiting up to `HOLD_MS` for a next hop's MAC, as the kernel's neighbour
+//! queue does); every
 //! drop names a [`DropReason`]. Per-worker scheduler state (rr cursor, wrr weight, lblc table)
 //! is kept per service and carried across snapshots with `AnyScheduler::inherit`.
 //! Never, per packet: allocate, lock across the burst, log, or make a syscall.
@@ -103,7 +105,20 @@ pub struct Worker<I: PacketIo> {
     drop: [Desc; BATCH],
     turns: u32,
     last_expire_ms: u64,
+    /// Frames waiting for a neighbour's MAC: (frame, next hop, since when).
+    held: [(Desc, IpAddr, u64); HOLD],
+    nheld: usize,
 }
+
+/// Frames a worker holds while their next hop is being resolved (as the kernel's neighbour
+/// queue does); beyond it, or after [`HOLD_MS`], they are dropped as `NeighUnresolved`.
+pub const HOLD: usize = 32;
+
+/// How long a frame waits for its next hop's MAC.
+pub const HOLD_MS: u64 = 1000;
+
+// Released frames and a burst must fit the tx and drop arrays together.
+const _: () = assert!(HOLD < BATCH);
 
 /// Everything but the I/O backend, so a frame (which borrows the backend) and the context can
 /// be borrowed at once.
@@ -121,6 +136,8 @@ struct Ctx {
     /// Neighbour requests to send after the burst (address, port).
     want: [(IpAddr, u16); 8],
     wants: usize,
+    /// Set by `l2_out` when the frame it just finished waits for `via`'s MAC.
+    hold_for: Option<IpAddr>,
 }
 
 impl<I: PacketIo> Worker<I> {
@@ -147,12 +164,19 @@ impl<I: PacketIo> Worker<I> {
                 asked: hashbrown::HashMap::with_capacity(64),
                 want: [(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0); 8],
                 wants: 0,
+                hold_for: None,
             },
             rx: [Desc::default(); BATCH],
             tx: [Desc::default(); BATCH],
             drop: [Desc::default(); BATCH],
             turns: 0,
             last_expire_ms: u64::MAX,
+            held: [(
+                Desc::default(),
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                0,
+            ); HOLD],
+            nheld: 0,
         }
     }
 
@@ -194,8 +218,13 @@ impl<I: PacketIo> Worker<I> {
     pub fn poll(&mut self, now_ms: u64) -> usize {
         self.ctx.now_ms = now_ms;
         self.adopt();
-        let n = self.io.rx_burst(&mut self.rx);
         let (mut ntx, mut ndrop) = (0, 0);
+        if self.nheld > 0 {
+            self.release_held(now_ms, &mut ntx, &mut ndrop);
+        }
+        // Every received frame ends in the tx or the drop array: leave room in both.
+        let room = BATCH - ntx.max(ndrop);
+        let n = self.io.rx_burst(&mut self.rx[..room]);
         for i in 0..n {
             let mut d = self.rx[i];
             self.ctx.stats.rx_packets += 1;
@@ -209,7 +238,19 @@ impl<I: PacketIo> Worker<I> {
                     self.tx[ntx] = d;
                     ntx += 1;
                 }
+                Err(DropReason::NeighUnresolved)
+                    if self.ctx.hold_for.is_some() && self.nheld < HOLD =>
+                {
+                    let via = self
+                        .ctx
+                        .hold_for
+                        .take()
+                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                    self.held[self.nheld] = (d, via, now_ms);
+                    self.nheld += 1;
+                }
                 Err(r) => {
+                    self.ctx.hold_for = None;
                     self.ctx.stats.drop(r);
                     self.drop[ndrop] = d;
                     ndrop += 1;
@@ -243,6 +284,37 @@ impl<I: PacketIo> Worker<I> {
             self.publish();
         }
         n
+    }
+
+    /// Send held frames whose next hop is now known; drop those that waited too long.
+    #[cold]
+    fn release_held(&mut self, now_ms: u64, ntx: &mut usize, ndrop: &mut usize) {
+        let mut keep = 0;
+        for i in 0..self.nheld {
+            let (mut d, via, since) = self.held[i];
+            if let Some(&mac) = self.ctx.neigh.get(&via) {
+                let mut f = self.io.frame(&mut d);
+                if let Some(dst) = f.data_mut().get_mut(..6) {
+                    dst.copy_from_slice(&mac);
+                }
+                self.tx[*ntx] = d;
+                *ntx += 1;
+            } else if now_ms.saturating_sub(since) >= HOLD_MS {
+                self.ctx.stats.drop(DropReason::NeighUnresolved);
+                self.drop[*ndrop] = d;
+                *ndrop += 1;
+            } else {
+                self.held[keep] = self.held[i];
+                keep += 1;
+            }
+        }
+        self.nheld = keep;
+    }
+
+    /// Frames held for an unresolved neighbour.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.nheld
     }
 
     /// Publish this worker's counters for the control plane (never blocks: skips if busy).
@@ -559,10 +631,7 @@ fn l2_out(
         .routes
         .lookup(route_to)
         .ok_or(DropReason::NoRoute)?;
-    let Some(&dst_mac) = ctx.neigh.get(&hop.via) else {
-        want_neigh(ctx, hop.via, hop.port);
-        return Err(DropReason::NeighUnresolved);
-    };
+    let dst_mac = ctx.neigh.get(&hop.via).copied();
     let eth_len = wire::ethernet::HEADER_LEN;
     if l3_off > eth_len {
         frame
@@ -586,10 +655,16 @@ fn l2_out(
         _ => return Err(DropReason::Malformed),
     };
     let mut eth = wire::EthernetFrame::new_unchecked(&mut data[..eth_len]);
-    eth.set_dst_addr(dst_mac);
+    eth.set_dst_addr(dst_mac.unwrap_or_default());
     eth.set_src_addr(src_mac);
     eth.set_ethertype(ethertype);
     frame.set_port(hop.port);
+    if dst_mac.is_none() {
+        // Complete but for the destination MAC: the loop holds it until the neighbour answers.
+        want_neigh(ctx, hop.via, hop.port);
+        ctx.hold_for = Some(hop.via);
+        return Err(DropReason::NeighUnresolved);
+    }
     Ok(())
 }
 
