@@ -98,6 +98,10 @@ pub struct DataplaneOpts {
     /// Maximum number of conns (new ones beyond it are dropped and counted).
     #[arg(long, default_value_t = 4_000_000)]
     pub max_conns: usize,
+    /// IPVS's expire_quiescent_template sysctl: a persistence template whose dest has weight 0
+    /// is invalid, so its clients are scheduled afresh.
+    #[arg(long)]
+    pub expire_quiescent_template: bool,
     /// Complete TCP/UDP checksums that a local sender left partial (veth TX offload); costs a
     /// pass over each payload. Real NICs never need it.
     #[arg(long)]

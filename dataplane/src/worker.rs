@@ -138,6 +138,9 @@ struct Ctx {
     wants: usize,
     /// Set by `l2_out` when the frame it just finished waits for `via`'s MAC.
     hold_for: Option<IpAddr>,
+    /// ICMP error token bucket (see `leave`).
+    icmp_tokens: u32,
+    icmp_at: u64,
 }
 
 impl<I: PacketIo> Worker<I> {
@@ -165,6 +168,8 @@ impl<I: PacketIo> Worker<I> {
                 want: [(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0); 8],
                 wants: 0,
                 hold_for: None,
+                icmp_tokens: ICMP_BURST,
+                icmp_at: 0,
             },
             rx: [Desc::default(); BATCH],
             tx: [Desc::default(); BATCH],
@@ -409,10 +414,41 @@ fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), Dro
         // The dest was deleted: the kernel silently drops the conn's packets (ip_vs_in).
         Some(h) if !h.dest_available => return Err(DropReason::NoDest),
         Some(h) => h,
-        None => new_conn(ctx, &key, info, len)?,
+        None => match new_conn(ctx, &key, info, len) {
+            Ok(h) => h,
+            Err(DropReason::NoDest) => return leave(ctx, frame, info),
+            Err(r) => return Err(r),
+        },
     };
     forward(ctx, frame, info, &hit)
 }
+
+/// A service with no dest available for a new connection: as `ip_vs_leave`, answer with an
+/// ICMP port unreachable (TCP and UDP alike), rate-limited like the kernel's ICMP (a token
+/// bucket of `ICMP_BURST`, refilled one per millisecond). The packet itself counts as `NoDest`.
+#[cold]
+fn leave(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), DropReason> {
+    let refill = ctx.now_ms.saturating_sub(ctx.icmp_at);
+    ctx.icmp_at = ctx.now_ms;
+    ctx.icmp_tokens = ctx
+        .icmp_tokens
+        .saturating_add(u32::try_from(refill).unwrap_or(u32::MAX))
+        .min(ICMP_BURST);
+    if ctx.icmp_tokens == 0 {
+        return Err(DropReason::NoDest);
+    }
+    ctx.icmp_tokens -= 1;
+    match fwd::port_unreachable(frame, info) {
+        Verdict::Tx { route_to } => {
+            ctx.stats.drop(DropReason::NoDest);
+            l2_out(ctx, frame, info.l3_off, route_to)
+        }
+        Verdict::Drop(r) => Err(r),
+    }
+}
+
+/// Burst of ICMP errors a worker may send at once (`leave`); refilled one per millisecond.
+const ICMP_BURST: u32 = 50;
 
 /// Rewrite for the conn's mode, then route and write L2.
 #[inline]

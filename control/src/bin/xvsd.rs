@@ -53,6 +53,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         ConnTable::with_bits(cli.control.conn_tab_bits, dp.max_conns, workers)
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
+    conns.set_expire_quiescent_template(dp.expire_quiescent_template);
     if dp.offline() {
         return offline(cli, director, conns);
     }
