@@ -409,6 +409,11 @@ pub fn spawn_live(
                 opts.ifaces.join(",")
             )
         })?;
+        for i in io.reclaimed() {
+            eprintln!(
+                "xvsd: {i}: detached a stale XDP program (left by a crashed or unprivileged xvs)"
+            );
+        }
         ios.push(io);
     }
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();

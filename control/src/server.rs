@@ -362,12 +362,24 @@ impl Server {
     /// A control thread state for `director` (whose current configuration must be empty).
     #[must_use]
     pub fn new(director: Arc<Director>, hooks: Hooks, conn_tab_bits: u8) -> Self {
+        Self::with_names(director, hooks, conn_tab_bits, Names::system())
+    }
+
+    /// As [`Server::new`], resolving host and service names of `-R` input with `names`
+    /// instead of the system's tables (tests and fuzzing: no resolver, no file read).
+    #[must_use]
+    pub fn with_names(
+        director: Arc<Director>,
+        hooks: Hooks,
+        conn_tab_bits: u8,
+        names: Names,
+    ) -> Self {
         Self {
             config: Config::default(),
             director,
             hooks,
             conn_tab_bits,
-            names: Names::system(),
+            names,
         }
     }
 
