@@ -168,13 +168,13 @@ pub fn write_frame(
         }
         let pay = &mut l[l4l..];
         pay.fill(0);
-        if let Some(s) = stamp {
-            if pay.len() >= STAMP_LEN {
-                pay[0..2].copy_from_slice(&STAMP_MAGIC);
-                pay[2..6].copy_from_slice(&s.flow.to_be_bytes());
-                pay[6..14].copy_from_slice(&s.seq.to_be_bytes());
-                pay[14..22].copy_from_slice(&s.ts_ns.to_be_bytes());
-            }
+        if let Some(s) = stamp
+            && pay.len() >= STAMP_LEN
+        {
+            pay[0..2].copy_from_slice(&STAMP_MAGIC);
+            pay[2..6].copy_from_slice(&s.flow.to_be_bytes());
+            pay[6..14].copy_from_slice(&s.seq.to_be_bytes());
+            pay[14..22].copy_from_slice(&s.ts_ns.to_be_bytes());
         }
     }
     if let L4::Tcp(_) = l4 {

@@ -38,7 +38,11 @@ pub struct SinkReport {
     /// Frames that reached the sink's sockets but were dropped there (ring full, no frame):
     /// delivered by the system under test, not counted in `rx`.
     pub xsk_dropped: u64,
-    /// `(rx + xsk_dropped) / active_secs`: what the system under test delivered.
+    /// Frames that were not Ethernet/IPv4(/ipip)/UDP-or-TCP (not in `rx`).
+    pub unparsed: u64,
+    /// The first such frame, hex, up to 80 bytes (diagnosis).
+    pub first_unparsed: String,
+    /// `(rx + xsk_dropped + unparsed) / active_secs`: what the system under test delivered.
     pub delivered_pps: f64,
     /// SYNs received (new connections that made it through).
     pub syns: u64,

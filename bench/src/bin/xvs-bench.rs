@@ -647,16 +647,16 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
 }
 
 /// One (scenario, system, repetition) run in a fresh topology.
-fn run_one(
-    sc: &Scenario,
-    sys: &System,
-    rep: usize,
+/// What every run shares.
+struct Ctx<'a> {
     secs: f64,
-    bins: &Bins,
-    work: &Path,
-    seq: usize,
+    bins: &'a Bins,
+    work: &'a Path,
     nice: i32,
-) -> Result<Run> {
+}
+
+fn run_one(sc: &Scenario, sys: &System, rep: usize, seq: usize, cx: &Ctx<'_>) -> Result<Run> {
+    let (secs, bins, work, nice) = (cx.secs, cx.bins, cx.work, cx.nice);
     let prefix = format!("xb{}{}", std::process::id() % 10_000, seq);
     let dir = work.join(format!("{}-{}-{rep}", sc.name, sys.name()));
     std::fs::create_dir_all(&dir)?;
@@ -727,11 +727,11 @@ fn run_one(
     if !sink.wait(Duration::from_secs_f64(guard + 5.0))? {
         bail!("the sink did not finish");
     }
-    if let Some(mut d) = director {
-        if *sys == System::Floor {
-            // The floor stops by itself shortly after the generator; its log has its count.
-            let _ = d.wait(Duration::from_secs(10));
-        }
+    if let Some(mut d) = director
+        && *sys == System::Floor
+    {
+        // The floor stops by itself shortly after the generator; its log has its count.
+        let _ = d.wait(Duration::from_secs(10));
     }
     let generator: GenReport = read_json(&dir.join("gen.json"))?;
     let sink: SinkReport = read_json(&dir.join("sink.json"))?;
@@ -899,6 +899,12 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&work)?;
     std::fs::create_dir_all(&cli.out)?;
 
+    let cx = Ctx {
+        secs,
+        bins: &bins,
+        work: &work,
+        nice: cli.nice,
+    };
     let mut runs: Vec<Run> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     let mut seq = 0;
@@ -909,7 +915,7 @@ fn main() -> Result<()> {
             for sys in &systems {
                 seq += 1;
                 eprint!("xvs-bench: {} {} rep {} ... ", sc.name, sys.name(), rep + 1);
-                match run_one(sc, sys, rep, secs, &bins, &work, seq, cli.nice) {
+                match run_one(sc, sys, rep, seq, &cx) {
                     Ok(r) => {
                         eprintln!(
                             "{:.0} /s (sent {:.0} pps, p50 {:.1} us)",
@@ -1016,7 +1022,10 @@ fn main() -> Result<()> {
 }
 
 /// Per (scenario, system): (median, min, max) of the scenario's metric, and the runs' count.
-type Table = BTreeMap<(String, String), (f64, f64, f64, usize)>;
+type Table = BTreeMap<(String, String), Cell>;
+
+/// (median, min, max, runs) of one table cell.
+type Cell = (f64, f64, f64, usize);
 
 fn summarize(runs: &[Run], scenarios: &[Scenario], systems: &[System]) -> Table {
     let mut t = Table::new();
@@ -1276,7 +1285,7 @@ mod plot {
     use anyhow::{Result, anyhow};
     use plotters::prelude::*;
 
-    use super::{Run, Scenario, Table};
+    use super::{Cell, Run, Scenario, Table};
 
     const FONTS: [&str; 2] = [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -1305,7 +1314,7 @@ mod plot {
         font()?;
         let mut files = Vec::new();
         for sc in scenarios {
-            let rows: Vec<(&String, &(f64, f64, f64, usize))> = t
+            let rows: Vec<(&String, &Cell)> = t
                 .iter()
                 .filter(|((s, _), _)| s == sc.name)
                 .map(|((_, sys), v)| (sys, v))
@@ -1330,8 +1339,12 @@ mod plot {
         anyhow!("plot: {e:?}")
     }
 
-    #[allow(clippy::cast_precision_loss)]
-    fn bars(path: &Path, sc: &Scenario, rows: &[(&String, &(f64, f64, f64, usize))]) -> Result<()> {
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    fn bars(path: &Path, sc: &Scenario, rows: &[(&String, &Cell)]) -> Result<()> {
         let root = BitMapBackend::new(path, (900, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let top = rows.iter().map(|r| r.1.2).fold(0.0, f64::max) * 1.15 / 1e3;

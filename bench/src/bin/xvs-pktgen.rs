@@ -298,7 +298,8 @@ fn pump(
             .min(usize::try_from(limit - pacer.sent).unwrap_or(BATCH));
         if want == 0 {
             io.service();
-            std::hint::spin_loop();
+            // Rate limited and nothing due: leave the core to the sink and softirqs.
+            std::thread::sleep(Duration::from_micros(20));
             continue;
         }
         let ts = now_ns();
@@ -437,6 +438,7 @@ fn sink(a: &SinkArgs) -> Result<()> {
     let mut per_flow = vec![0u32; usize::try_from(a.max_flows).unwrap_or(1 << 20)];
     let mut per_dst: Vec<(Ipv4Addr, u64)> = Vec::with_capacity(16);
     let mut other_dst = 0u64;
+    let (mut unparsed, mut first_unparsed) = (0u64, String::new());
     let (mut rx_n, mut syns, mut synacks, mut stamped) = (0u64, 0u64, 0u64, 0u64);
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
@@ -458,6 +460,15 @@ fn sink(a: &SinkArgs) -> Result<()> {
             for d in &mut descs[..n] {
                 let mut f = io.frame(d);
                 let Some(s) = pkt::parse(f.data()) else {
+                    unparsed += 1;
+                    if first_unparsed.is_empty() {
+                        first_unparsed = f
+                            .data()
+                            .iter()
+                            .take(80)
+                            .map(|b| format!("{b:02x}"))
+                            .collect();
+                    }
                     continue;
                 };
                 rx_n += 1;
@@ -470,15 +481,14 @@ fn sink(a: &SinkArgs) -> Result<()> {
                 }
                 if s.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
                     syns += 1;
-                    if a.reply_syn {
-                        if let Some(len) = pkt::syn_to_synack(f.data_mut()) {
-                            if f.set_len(len).is_ok() {
-                                replies[nr] = *d;
-                                nr += 1;
-                                // Marked as taken: not recycled below.
-                                d.len = 0;
-                            }
-                        }
+                    if a.reply_syn
+                        && let Some(len) = pkt::syn_to_synack(f.data_mut())
+                        && f.set_len(len).is_ok()
+                    {
+                        replies[nr] = *d;
+                        nr += 1;
+                        // Marked as taken: not recycled below.
+                        d.len = 0;
                     }
                 }
                 if let Some(st) = s.stamp {
@@ -542,7 +552,9 @@ fn sink(a: &SinkArgs) -> Result<()> {
         active_secs: active,
         pps: rx_n as f64 / active.max(1e-9),
         xsk_dropped,
-        delivered_pps: (rx_n + xsk_dropped) as f64 / active.max(1e-9),
+        unparsed,
+        first_unparsed,
+        delivered_pps: (rx_n + xsk_dropped + unparsed) as f64 / active.max(1e-9),
         syns,
         syn_rate: syns as f64 / active.max(1e-9),
         synacks,
