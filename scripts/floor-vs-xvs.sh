@@ -12,7 +12,7 @@ cargo build --release -q -p xvs-dataplane --features afxdp --example xdpfwd
 cargo build --release -q -p xvs-control --bins
 XF=$PWD/target/release/examples/xdpfwd; XVSD=$PWD/target/release/xvsd; XVSADM=$PWD/target/release/xvsadm
 P=xf$$; G=${P}g; S=${P}s; OUT=$(mktemp -d); FWD=
-cleanup() { [ -n "$FWD" ] && kill "$FWD" 2>/dev/null; wait 2>/dev/null; ip netns del $G 2>/dev/null; ip netns del $S 2>/dev/null; ip link del ${P}f0 2>/dev/null; ip link del ${P}f1 2>/dev/null; rm -rf "$OUT"; }
+cleanup() { set +e; [ -n "$FWD" ] && kill "$FWD" 2>/dev/null; wait 2>/dev/null; ip netns del $G 2>/dev/null; ip netns del $S 2>/dev/null; ip link del ${P}f0 2>/dev/null; ip link del ${P}f1 2>/dev/null; rm -rf "$OUT"; }
 trap cleanup EXIT INT TERM
 ip netns add $G; ip netns add $S
 ip link add ${P}g0 type veth peer name ${P}f0; ip link set ${P}g0 netns $G
