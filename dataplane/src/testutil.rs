@@ -623,3 +623,126 @@ mod tests {
         );
     }
 }
+
+/// The NAT rig the pipeline benchmarks and the callgrind probe share: one TCP service
+/// 198.18.1.100:80 (`wlc`) over four NAT dests 198.18.2.10-13:8080 with static neighbours,
+/// clients on port 0 (198.18.0.0/16), dests on port 1, a conn table of `2^conn_tab_bits`
+/// buckets holding at most `max_conns`, and `workers` counter slots.
+pub mod rig {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    use crate::conn::ConnTable;
+    use crate::director::Director;
+    use crate::io::mem::MemIo;
+    use crate::neigh::{NetConf, PortAddr, PortConf};
+    use crate::service::{Config, DestConf, FwdMode, Protocol, ServiceConf, ServiceKey, TunConf};
+    use crate::wire::tcp::flags::SYN;
+    use crate::worker::{Shared, Worker};
+
+    /// Director MAC on the client port.
+    pub const D0: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    /// Director MAC on the dest port.
+    pub const D1: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    /// Client MAC.
+    pub const C: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
+    /// The VIP.
+    pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
+
+    /// State shared by the rig's workers.
+    pub fn shared(
+        conn_tab_bits: u8,
+        max_conns: usize,
+        workers: usize,
+    ) -> (Arc<Shared>, Arc<ConnTable>) {
+        let ip = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
+        let dests = (0..4u8)
+            .map(|i| DestConf {
+                addr: ip([198, 18, 2, 10 + i]),
+                port: 8080,
+                fwd: FwdMode::Masq,
+                weight: 1,
+                u_threshold: 0,
+                l_threshold: 0,
+                tun: TunConf::default(),
+            })
+            .collect();
+        let cfg = Config {
+            services: vec![ServiceConf {
+                key: ServiceKey::Inet {
+                    proto: Protocol::Tcp,
+                    addr: IpAddr::V4(VIP),
+                    port: 80,
+                },
+                sched_name: "wlc".into(),
+                flags: 0,
+                timeout_s: 0,
+                netmask: u32::MAX,
+                pe_name: None,
+                dests,
+                laddrs: vec![],
+            }],
+            ..Config::default()
+        };
+        let director = Arc::new(Director::new(workers));
+        director.apply(&cfg).unwrap();
+        let conns = Arc::new(ConnTable::with_bits(conn_tab_bits, max_conns, workers).unwrap());
+        let neigh = (0..4u8)
+            .map(|i| (ip([198, 18, 2, 10 + i]), [2, 0, 0, 0, 0, 0xa0 + i]))
+            .collect();
+        let port = |name: &str, mac, addr, prefix| PortConf {
+            name: name.into(),
+            mac,
+            addrs: vec![PortAddr { addr, prefix }],
+            mtu: 1500,
+        };
+        let net = NetConf {
+            ports: vec![
+                port("p0", D0, ip([198, 18, 1, 1]), 16),
+                port("p1", D1, ip([198, 18, 2, 1]), 24),
+            ],
+            routes: vec![],
+            neigh,
+        };
+        let shared = Arc::new(Shared::new(director, Arc::clone(&conns), net, workers).unwrap());
+        (shared, conns)
+    }
+
+    /// One worker (index 0) over a MemIo of `chunks` frames.
+    pub fn worker(
+        conn_tab_bits: u8,
+        max_conns: usize,
+        chunks: usize,
+    ) -> (Worker<MemIo>, Arc<ConnTable>) {
+        let (shared, conns) = shared(conn_tab_bits, max_conns, 1);
+        (
+            Worker::new(0, MemIo::new(chunks, vec![D0, D1]), shared),
+            conns,
+        )
+    }
+
+    /// Client `i`: a distinct (address, port) pair in 198.18.0.0/16 x 10000..60000.
+    #[allow(clippy::cast_possible_truncation)] // i % 50_000 < 2^16
+    #[must_use]
+    pub fn client(i: u32) -> (IpAddr, u16) {
+        (
+            IpAddr::V4(Ipv4Addr::from(0xc612_0000 | ((i / 50_000) & 0xffff))),
+            10_000 + (i % 50_000) as u16,
+        )
+    }
+
+    /// A SYN from client `i` to the VIP.
+    #[must_use]
+    pub fn syn(i: u32) -> Vec<u8> {
+        let (a, p) = client(i);
+        super::tcp(C, D0, a, p, IpAddr::V4(VIP), 80, SYN, b"")
+    }
+
+    /// A data segment (40 bytes) from client `i` to the VIP.
+    #[must_use]
+    pub fn data(i: u32) -> Vec<u8> {
+        use crate::wire::tcp::flags::{ACK, PSH};
+        let (a, p) = client(i);
+        super::tcp(C, D0, a, p, IpAddr::V4(VIP), 80, ACK | PSH, &[0u8; 40])
+    }
+}
