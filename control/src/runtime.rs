@@ -122,6 +122,10 @@ pub struct DataplaneOpts {
     /// `--drop-packet 3` refuses one new conn in this many (IPVS `am_droprate`).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub am_droprate: u32,
+    /// IPVS's expire_quiescent_template sysctl: a persistence template whose dest has weight 0
+    /// is invalid, so its clients are scheduled afresh.
+    #[arg(long)]
+    pub expire_quiescent_template: bool,
     /// Complete TCP/UDP checksums that a local sender left partial (veth TX offload); costs a
     /// pass over each payload. Real NICs never need it.
     #[arg(long)]

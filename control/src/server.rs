@@ -8,8 +8,9 @@
 //! &svc->destinations)` in `__ip_vs_update_dest`), an edited one keeps its place. A `-R` input
 //! is parsed whole, then its commands are applied to a working copy and published with one
 //! `apply` (so 10,000 services cost one snapshot build, not 10,000).
-//! Never: block on a client for long (per-frame timeouts), panic on a request, or touch the
-//! data plane other than through the `Director`.
+//! Never: let one client stall another (each client has its own thread and frames are read
+//! without the lock, which is held only to answer), panic on a request, or touch the data plane
+//! other than through the `Director`.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;

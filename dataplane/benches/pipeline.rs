@@ -11,111 +11,14 @@
 //!   samples (outside the timing) so it never fills.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use xvs_dataplane::conn::ConnTable;
-use xvs_dataplane::director::Director;
 use xvs_dataplane::io::mem::MemIo;
-use xvs_dataplane::neigh::{NetConf, PortAddr, PortConf};
-use xvs_dataplane::service::{
-    Config, DestConf, FwdMode, Protocol, ServiceConf, ServiceKey, TunConf,
-};
-use xvs_dataplane::testutil as tu;
-use xvs_dataplane::wire::tcp::flags::{ACK, PSH, SYN};
-use xvs_dataplane::worker::{Shared, Worker};
+use xvs_dataplane::testutil::rig;
+use xvs_dataplane::worker::Worker;
 
-const D0: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const D1: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const C: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
 const BURST: usize = 32;
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn setup(max_conns: usize) -> (Worker<MemIo>, Arc<ConnTable>) {
-    let dests = (0..4)
-        .map(|i| DestConf {
-            addr: ip(&format!("198.18.2.{}", 10 + i)),
-            port: 8080,
-            fwd: FwdMode::Masq,
-            weight: 1,
-            u_threshold: 0,
-            l_threshold: 0,
-            tun: TunConf::default(),
-        })
-        .collect();
-    let cfg = Config {
-        services: vec![ServiceConf {
-            key: ServiceKey::Inet {
-                proto: Protocol::Tcp,
-                addr: ip("198.18.1.100"),
-                port: 80,
-            },
-            sched_name: "wlc".into(),
-            flags: 0,
-            timeout_s: 0,
-            netmask: u32::MAX,
-            pe_name: None,
-            dests,
-            laddrs: vec![],
-        }],
-        ..Config::default()
-    };
-    let director = Arc::new(Director::new(1));
-    director.apply(&cfg).unwrap();
-    let conns = Arc::new(ConnTable::with_bits(20, max_conns, 1).unwrap());
-    let mut neigh = vec![];
-    for i in 0..4 {
-        neigh.push((
-            ip(&format!("198.18.2.{}", 10 + i)),
-            [2, 0, 0, 0, 0, 0xa0 + i as u8],
-        ));
-    }
-    let net = NetConf {
-        ports: vec![
-            PortConf {
-                name: "p0".into(),
-                mac: D0,
-                addrs: vec![PortAddr {
-                    addr: ip("198.18.1.1"),
-                    prefix: 16,
-                }],
-                mtu: 1500,
-            },
-            PortConf {
-                name: "p1".into(),
-                mac: D1,
-                addrs: vec![PortAddr {
-                    addr: ip("198.18.2.1"),
-                    prefix: 24,
-                }],
-                mtu: 1500,
-            },
-        ],
-        routes: vec![],
-        neigh,
-    };
-    let shared = Arc::new(Shared::new(director, Arc::clone(&conns), net, 1).unwrap());
-    (
-        Worker::new(0, MemIo::new(4 * BURST, vec![D0, D1]), shared),
-        conns,
-    )
-}
-
-/// Client `i`: a distinct (address, port) pair in 198.18.0.0/16 x ports.
-fn client(i: u32) -> (IpAddr, u16) {
-    let a = Ipv4Addr::from(0xc612_0000 | ((i / 50_000) & 0xffff));
-    (IpAddr::V4(a), 10_000 + (i % 50_000) as u16)
-}
-
-fn syn(i: u32) -> Vec<u8> {
-    let (a, p) = client(i);
-    tu::tcp(C, D0, a, p, ip("198.18.1.100"), 80, SYN, b"")
-}
 
 fn run_burst(w: &mut Worker<MemIo>, frames: &[Vec<u8>], now: u64) {
     for f in frames {
@@ -129,9 +32,9 @@ fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BURST as u64));
     for n in [1_000u32, 1_000_000] {
-        let (mut w, conns) = setup(n as usize + 1024);
+        let (mut w, conns) = rig::worker(20, n as usize + 1024, 4 * BURST);
         for chunk in (0..n).collect::<Vec<_>>().chunks(BURST) {
-            let frames: Vec<Vec<u8>> = chunk.iter().map(|&i| syn(i)).collect();
+            let frames: Vec<Vec<u8>> = chunk.iter().map(|&i| rig::syn(i)).collect();
             run_burst(&mut w, &frames, 1);
         }
         assert_eq!(conns.len(), n as usize);
@@ -144,8 +47,7 @@ fn established(c: &mut Criterion) {
                         x ^= x << 13;
                         x ^= x >> 17;
                         x ^= x << 5;
-                        let (a, p) = client(x % n);
-                        tu::tcp(C, D0, a, p, ip("198.18.1.100"), 80, ACK | PSH, &[0u8; 40])
+                        rig::data(x % n)
                     })
                     .collect()
             })
@@ -170,9 +72,9 @@ fn new_conn(c: &mut Criterion) {
     let syns: Vec<Vec<Vec<u8>>> = (0..POOL)
         .collect::<Vec<_>>()
         .chunks(BURST)
-        .map(|ch| ch.iter().map(|&i| syn(i)).collect())
+        .map(|ch| ch.iter().map(|&i| rig::syn(i)).collect())
         .collect();
-    let (mut w, conns) = setup(POOL as usize + 1024);
+    let (mut w, conns) = rig::worker(20, POOL as usize + 1024, 4 * BURST);
     g.bench_function("new_conn", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

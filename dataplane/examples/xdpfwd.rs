@@ -25,7 +25,8 @@
 //! taskset -c 1 xdpfwd f0 f1 --dst-mac <s0 MAC> &                      # the forwarder
 //! ip netns exec G taskset -c 0 xdpfwd --gen g0 --dst-mac <f0 MAC> --secs 10
 //! ```
-//! and read the steady-state `forwarded` lines (and S's `rx_packets`). On veth the receiving
+//! and read the steady-state `forwarded` lines (and S's `rx_packets`); `xdpfwd-bench.sh` next to
+//! this file does all of it and cleans up. On veth the receiving
 //! side's XDP and copy run in the sender's softirq, so the generator core also pays for the
 //! forwarder's RX and the forwarder core for the sink's RX.
 

@@ -146,6 +146,11 @@ impl Director {
             for d in &dests {
                 let st = &d.state;
                 st.set_weight(d.conf.weight);
+                // __ip_vs_update_dest: an upper threshold removed or raised clears OVERLOAD.
+                let old_u = st.u_threshold.load(Ordering::Relaxed);
+                if d.conf.u_threshold == 0 || d.conf.u_threshold > old_u {
+                    st.flags.fetch_and(!dest_flags::OVERLOAD, Ordering::Relaxed);
+                }
                 st.u_threshold.store(d.conf.u_threshold, Ordering::Relaxed);
                 st.l_threshold.store(d.conf.l_threshold, Ordering::Relaxed);
                 st.flags.fetch_or(dest_flags::AVAILABLE, Ordering::Relaxed);
@@ -237,5 +242,74 @@ impl Director {
                 lock(&d.state.est).update(d.state.stats.sum());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{DestConf, FwdMode, Protocol, ServiceConf, TunConf};
+
+    fn config(u: u32) -> Config {
+        Config {
+            services: vec![ServiceConf {
+                key: ServiceKey::Inet {
+                    proto: Protocol::Tcp,
+                    addr: "10.0.0.1".parse().unwrap(),
+                    port: 80,
+                },
+                sched_name: "wlc".into(),
+                flags: 0,
+                timeout_s: 0,
+                netmask: u32::MAX,
+                pe_name: None,
+                dests: vec![DestConf {
+                    addr: "10.0.0.2".parse().unwrap(),
+                    port: 80,
+                    fwd: FwdMode::Masq,
+                    weight: 1,
+                    u_threshold: u,
+                    l_threshold: 0,
+                    tun: TunConf::default(),
+                }],
+                laddrs: vec![],
+            }],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn dest_identity_survives_edits_and_raising_the_upper_threshold_clears_overload() {
+        let d = Director::new(1);
+        d.apply(&config(2)).unwrap();
+        let st = Arc::clone(&d.snapshot().services[0].dests[0].state);
+        st.bind(false, true);
+        st.bind(false, true);
+        assert!(st.is_overloaded(), "2 conns reach -x 2");
+        d.apply(&config(2)).unwrap();
+        assert!(
+            Arc::ptr_eq(&st, &d.snapshot().services[0].dests[0].state),
+            "same dest state"
+        );
+        assert!(st.is_overloaded(), "unchanged threshold keeps the flag");
+        d.apply(&config(5)).unwrap();
+        assert!(!st.is_overloaded(), "raised threshold clears it");
+        st.bind(false, true);
+        st.bind(false, true);
+        st.bind(false, true);
+        assert!(st.is_overloaded());
+        d.apply(&config(0)).unwrap();
+        assert!(!st.is_overloaded(), "removed threshold clears it");
+    }
+
+    #[test]
+    fn an_unknown_scheduler_changes_nothing() {
+        let d = Director::new(1);
+        d.apply(&config(0)).unwrap();
+        let g = d.snapshot().generation;
+        let mut bad = config(0);
+        bad.services[0].sched_name = "nope".into();
+        assert!(d.apply(&bad).is_err());
+        assert_eq!(d.snapshot().generation, g);
     }
 }

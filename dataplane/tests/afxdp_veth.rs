@@ -848,3 +848,38 @@ fn afxdp_wait_rx_wakes_on_arrival() {
     let c = io.frame_counts();
     assert_eq!(c.free + io.frames_in_flight(), c.total, "{c:?}");
 }
+
+/// Native XDP on a veth whose peer MTU is too large is refused with advice, not a bare errno.
+#[test]
+fn afxdp_native_attach_refusal_is_explained() {
+    if !privileged("afxdp_native_attach_refusal_is_explained") {
+        return;
+    }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let topo = Topo::new("n");
+    topo.exec(
+        &topo.ns("c"),
+        &["ip", "link", "set", &topo.ifname("c0"), "mtu", "9000"],
+    );
+    let port = [PortConf {
+        ifname: topo.ifname("f0"),
+        queue: 0,
+    }];
+    match AfXdp::open(&port, &opts()) {
+        Err(e @ IoError::NativeUnsupported(..)) => {
+            let m = e.to_string();
+            assert!(m.contains("--xdp-mode skb") && m.contains("3506"), "{m}");
+            eprintln!("{m}");
+        }
+        other => panic!("expected NativeUnsupported, got {other:?}"),
+    }
+    assert!(xdp_programs(&topo.ifname("f0")).unwrap().is_empty());
+    // SKB mode has no such limit.
+    let skb = AfXdpOpts {
+        xdp_mode: XdpMode::Skb,
+        ..opts()
+    };
+    drop(AfXdp::open(&port, &skb).expect("SKB mode works with a 9000-byte peer MTU"));
+}

@@ -734,3 +734,140 @@ fn persistence_keeps_a_client_on_one_dest() {
     assert_eq!(dests[3].1, dests[4].1);
     assert_ne!(dests[0].1, dests[3].1);
 }
+
+#[test]
+fn a_frame_waits_for_its_next_hop_and_leaves_when_it_is_resolved() {
+    use xvs_dataplane::service::{Config, FwdMode, Protocol};
+    let unknown = "198.18.2.20"; // no static neighbour entry
+    let cfg = Config {
+        services: vec![service(
+            Protocol::Tcp,
+            "198.18.1.100",
+            80,
+            "rr",
+            vec![dest(unknown, 8080, FwdMode::Masq)],
+        )],
+        ..Config::default()
+    };
+    let (mut w, _d, _c) = worker_with(&cfg, 1024);
+    let out = step(
+        &mut w,
+        0,
+        &tcp(C_MAC, D0, "198.18.1.2", 40000, "198.18.1.100", 80, SYN, 64),
+        1000,
+    );
+    // Only the ARP request for the dest goes out; the SYN waits.
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, 1);
+    let a = wire::ArpPacket::new_checked(&out[0].1[14..]).unwrap();
+    assert_eq!(
+        (a.operation(), IpAddr::V4(a.target_ip())),
+        (wire::arp::OP_REQUEST, ip(unknown))
+    );
+    assert_eq!(w.held(), 1);
+    // The dest answers; the held SYN leaves with its MAC.
+    const U_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x20];
+    let reply = tu::arp_reply(
+        U_MAC,
+        D1,
+        unknown.parse().unwrap(),
+        "198.18.2.1".parse().unwrap(),
+    );
+    let out = step(&mut w, 1, &reply, 1001);
+    assert!(out.is_empty(), "the ARP reply itself is consumed");
+    w.poll(1002);
+    let out = w.io_mut().take_tx();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        hex(&out[0].1),
+        hex(&tcp(D1, U_MAC, "198.18.1.2", 40000, unknown, 8080, SYN, 63))
+    );
+    assert_eq!(w.held(), 0);
+    // A frame for a neighbour that never answers is dropped after HOLD_MS, and counted.
+    let cfg2 = Config {
+        services: vec![service(
+            Protocol::Tcp,
+            "198.18.1.100",
+            80,
+            "rr",
+            vec![dest("198.18.2.21", 8080, FwdMode::Masq)],
+        )],
+        ..Config::default()
+    };
+    let (mut w, _d, _c) = worker_with(&cfg2, 1024);
+    let _ = step(
+        &mut w,
+        0,
+        &tcp(C_MAC, D0, "198.18.1.2", 40001, "198.18.1.100", 80, SYN, 64),
+        1000,
+    );
+    assert_eq!(w.held(), 1);
+    w.poll(1000 + xvs_dataplane::worker::HOLD_MS);
+    assert_eq!(w.held(), 0);
+    assert_eq!(w.stats().drops[DropReason::NeighUnresolved as usize], 1);
+    let _ = w.io_mut().take_tx();
+    assert_eq!(w.io().free_frames(), w.io().chunks());
+}
+
+#[test]
+fn no_dest_available_answers_port_unreachable_as_ip_vs_leave() {
+    use xvs_dataplane::service::{Config, FwdMode, Protocol};
+    let mut quiesced = dest("198.18.2.10", 8080, FwdMode::Masq);
+    quiesced.weight = 0;
+    let cfg = Config {
+        services: vec![
+            service(
+                Protocol::Tcp,
+                "198.18.1.100",
+                80,
+                "wlc",
+                vec![quiesced.clone()],
+            ),
+            service(Protocol::Udp, "fd01::100", 53, "rr", vec![]),
+        ],
+        ..Config::default()
+    };
+    let (mut w, _d, _c) = worker_with(&cfg, 1024);
+    let syn = tcp(C_MAC, D0, "198.18.1.2", 40000, "198.18.1.100", 80, SYN, 64);
+    let out = step(&mut w, 0, &syn, 1000);
+    assert_eq!(out.len(), 1);
+    verify_checksums(&out[0].1).unwrap();
+    let o = info(&out[0].1);
+    assert_eq!((out[0].0, o.proto, o.icmp_type, o.icmp_code), (0, 1, 3, 3));
+    assert_eq!((o.src, o.dst), (ip("198.18.1.100"), ip("198.18.1.2")));
+    assert_eq!(&out[0].1[..6], &C_MAC);
+    let out = step(
+        &mut w,
+        0,
+        &udp(C_MAC, D0, "fd01::2", 5000, "fd01::100", 53, b"q", 64),
+        1001,
+    );
+    let o = info(&out[0].1);
+    assert_eq!(
+        (o.proto, o.icmp_type, o.icmp_code, o.src),
+        (58, 1, 4, ip("fd01::100"))
+    );
+    assert_eq!(w.stats().drops[DropReason::NoDest as usize], 2);
+    // A flood is answered at most ICMP_BURST times, then one per millisecond.
+    for i in 0..200u16 {
+        w.io_mut().inject(
+            0,
+            &tcp(
+                C_MAC,
+                D0,
+                "198.18.1.2",
+                41000 + i,
+                "198.18.1.100",
+                80,
+                SYN,
+                64,
+            ),
+        );
+        if i % 32 == 31 {
+            w.poll(1002);
+        }
+    }
+    w.poll(1002);
+    let answered = w.io_mut().take_tx().len();
+    assert!((40..=50).contains(&answered), "rate-limited: {answered}");
+}

@@ -50,6 +50,11 @@ impl Rig {
         assert!(self.w.io_mut().inject(port, frame), "frame does not fit");
         self.now_ms += 1;
         self.w.poll(self.now_ms);
+        if self.w.held() > 0 {
+            // Waiting for a neighbour nobody will announce: let it time out into a counted drop.
+            self.now_ms += xvs_dataplane::worker::HOLD_MS;
+            self.w.poll(self.now_ms);
+        }
         let out = self.w.io_mut().take_tx();
         let after = self.w.stats();
         assert_eq!(after.rx_packets, before.rx_packets + 1);

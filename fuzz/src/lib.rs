@@ -147,6 +147,12 @@ pub fn pipeline(data: &[u8]) {
             continue;
         }
         w.poll(now_ms);
+        if w.held() > 0 {
+            // Waiting for a neighbour nobody will announce: let it time out into a counted
+            // drop (the worker's hold queue, like the kernel's neighbour queue).
+            now_ms += xvs_dataplane::worker::HOLD_MS;
+            w.poll(now_ms);
+        }
         let out = w.io_mut().take_tx();
         let after = w.stats();
         let drops: u64 = after.drops.iter().sum::<u64>() - before.drops.iter().sum::<u64>();

@@ -595,6 +595,19 @@ impl Xvsd {
             let l = std::fs::read_to_string(&log).unwrap_or_default();
             bail!("xvsd did not start: {l}");
         }
+        // Ready means answering ARP on the client's port: on a loaded machine the first
+        // resolution can otherwise outlast the client's 3 ARP probes (EHOSTUNREACH).
+        let first_ip = lab
+            .dir_addrs
+            .first()
+            .and_then(|a| a.split_once('=').map(|(_, ip)| ip.split('/').next()))
+            .flatten();
+        if let Some(ip) = first_ip
+            && !lab.director_answers_arp(ip, Duration::from_secs(20))
+        {
+            let l = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!("xvsd does not answer ARP for {ip}: {l}");
+        }
         Ok(Self { proc, socket, log })
     }
 
@@ -826,6 +839,30 @@ impl Lab {
         let mut a = vec![PYTHON, "-u", py.as_str()];
         a.extend_from_slice(args);
         self.client.spawn(&a, Some(log))
+    }
+}
+
+impl Lab {
+    /// Whether the client resolves `ip` (an IPv4 address of the director on the client's
+    /// segment) within `timeout`: a datagram to the discard port triggers the ARP request,
+    /// then the client's neighbour table must hold a MAC for it.
+    pub fn director_answers_arp(&self, ip: &str, timeout: Duration) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            let _ = self
+                .client
+                .run(&["bash", "-c", &format!("echo > /dev/udp/{ip}/9")]);
+            let resolved = wait_for(Duration::from_millis(1500), || {
+                self.client
+                    .run(&["ip", "neigh", "show", ip])
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("lladdr"))
+                    .unwrap_or(false)
+            });
+            if resolved {
+                return true;
+            }
+        }
+        false
     }
 }
 

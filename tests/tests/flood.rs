@@ -75,8 +75,9 @@ fn handshake(
 }
 
 fn expire_all(w: &mut xvs_dataplane::worker::Worker<xvs_dataplane::io::mem::MemIo>, now: u64) {
-    for _ in 0..64 {
-        w.poll(now);
+    // The worker expires once per clock tick: tick through the next 64 ms.
+    for k in 0..64 {
+        w.poll(now + k);
     }
 }
 

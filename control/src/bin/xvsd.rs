@@ -54,6 +54,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     conns.set_defence(dp.defence());
+    conns.set_expire_quiescent_template(dp.expire_quiescent_template);
     if dp.offline() {
         return offline(cli, director, conns);
     }
@@ -61,9 +62,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let live = if dp.ifaces.is_empty() {
         None
     } else {
-        let l = runtime::spawn_live(dp, Arc::clone(&director), Arc::clone(&conns), clock)?;
-        eprintln!("xvsd: {} worker(s) on {}", workers, dp.ifaces.join(", "));
-        Some(l)
+        Some(start_live(dp, &director, &conns, clock, workers)?)
     };
     let stop = Stop::default();
     let est = {
@@ -94,6 +93,30 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         l.shutdown();
     }
     r
+}
+
+#[cfg(feature = "afxdp")]
+fn start_live(
+    dp: &DataplaneOpts,
+    director: &Arc<Director>,
+    conns: &Arc<ConnTable>,
+    clock: Clock,
+    workers: usize,
+) -> anyhow::Result<runtime::LiveWorkers> {
+    let l = runtime::spawn_live(dp, Arc::clone(director), Arc::clone(conns), clock)?;
+    eprintln!("xvsd: {} worker(s) on {}", workers, dp.ifaces.join(", "));
+    Ok(l)
+}
+
+#[cfg(not(feature = "afxdp"))]
+fn start_live(
+    _: &DataplaneOpts,
+    _: &Arc<Director>,
+    _: &Arc<ConnTable>,
+    _: Clock,
+    _: usize,
+) -> anyhow::Result<runtime::LiveWorkers> {
+    anyhow::bail!("--iface needs the AF_XDP backend: this xvsd was built without the afxdp feature")
 }
 
 /// `-Lnc` rows from the conn table, on the workers' clock.

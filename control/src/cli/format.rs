@@ -839,6 +839,49 @@ mod tests {
     }
 
     #[test]
+    fn conn_rows() {
+        let row = |state: &str, exp: u32, pe: Option<(String, String)>| ConnRow {
+            proto: 6,
+            caddr: "10.0.0.5".parse().unwrap(),
+            cport: 40000,
+            vaddr: "10.0.0.1".parse().unwrap(),
+            vport: 80,
+            daddr: "10.0.1.1".parse().unwrap(),
+            dport: 8080,
+            state: state.into(),
+            expires_s: exp,
+            pe,
+        };
+        let rows = [
+            row("ESTABLISHED", 899, None),
+            row("SYN_RECV", 6005, Some(("sip".into(), "abc".into()))),
+        ];
+        let out = conns(&rows, fmt::NUMERIC, &Names::default());
+        // ipvsadm: "%-3s %-6s %-11s %-18s %-18s %s\n", expire "%02d:%02d".
+        assert_eq!(
+            out,
+            "IPVS connection entries\n\
+             pro expire state       source             virtual            destination\n\
+             TCP 14:59  ESTABLISHED 10.0.0.5:40000     10.0.0.1:80        10.0.1.1:8080\n\
+             TCP 100:05 SYN_RECV    10.0.0.5:40000     10.0.0.1:80        10.0.1.1:8080\n"
+        );
+        let out = conns(
+            &rows[1..],
+            fmt::NUMERIC | fmt::PERSISTENTCONN,
+            &Names::default(),
+        );
+        assert_eq!(
+            out.lines().nth(1).unwrap(),
+            "pro expire state       source             virtual            destination        pe name          pe_data"
+        );
+        assert_eq!(
+            out.lines().nth(2).unwrap(),
+            // The row pads destination to 16 and pe name to 18 (the header the other way round).
+            "TCP 100:05 SYN_RECV    10.0.0.5:40000     10.0.0.1:80        10.0.1.1:8080    sip                abc"
+        );
+    }
+
+    #[test]
     fn wrapping_address_compare() {
         // 1.0.0.0 vs 200.0.0.0: the C int subtraction is positive, so 1.0.0.0 sorts after.
         let a: IpAddr = "1.0.0.0".parse().unwrap();

@@ -407,6 +407,15 @@ fn tunnel_error(
     )
 }
 
+/// Turn the frame into an ICMP port unreachable (ICMPv6 destination unreachable, port
+/// unreachable) from the packet's destination back to its source: what `ip_vs_leave` sends when
+/// a service has no dest available for a new connection, TCP or UDP alike.
+#[cold]
+pub fn port_unreachable(frame: &mut Frame<'_>, info: &PacketInfo) -> Verdict {
+    let (typ, code) = if info.dst.is_ipv4() { (3, 3) } else { (1, 4) };
+    error_in_place(frame, info, typ, code, 0, info.dst, DropReason::NoDest)
+}
+
 /// Turn the frame into an ICMP error of `typ`/`code`/`rest` about the packet `info` describes,
 /// from `src`, to the packet's source; the answer to TTL expiry and oversize. Never answers
 /// an ICMP error (or a later fragment): then it drops with `fallback`.

@@ -47,7 +47,7 @@ mod tun;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub use icmp::{icmp_inner_key, rewrite_icmp};
+pub use icmp::{icmp_inner_key, port_unreachable, rewrite_icmp};
 
 use crate::flow::{ConnTuple, Dir, proto};
 use crate::io::Frame;

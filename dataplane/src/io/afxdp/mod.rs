@@ -25,16 +25,17 @@
 //! same `xp_alloc` layout (`data = data_hard_start + XDP_PACKET_HEADROOM`) but were not measured
 //! (veth has none). So `Desc::headroom()` of a received frame is exactly [`HEADROOM`], and
 //! `alloc` hands out the same layout. Were `HEADROOM` ever raised above 256, the difference
-//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk (aligned mode
-//! only checks that the packet does not cross the chunk end), so encapsulation can push into
-//! the headroom and transmit in place.
+//! would go into the UMEM's `frame_headroom`. TX descriptors may start anywhere in their chunk
+//! (aligned mode only checks that the packet does not cross the chunk end), so encapsulation
+//! can push into the headroom and transmit in place.
 //!
 //! # Kernel wake-ups (`XDP_USE_NEED_WAKEUP`)
-//! `tx_burst` kicks the TX ring with `sendto` when the kernel asks (in copy mode it always
-//! asks, and one call sends at most 32 frames, so it kicks until the kernel stops answering
-//! EAGAIN, at most 8 times). `service` kicks again while the TX ring still holds unsent frames,
-//! and wakes the RX side with `recvfrom` if the fill ring's need_wakeup flag is set. No other
-//! syscall happens on the hot path.
+//! `tx_burst` queues all of a burst's frames, then kicks each port that got some with `sendto`
+//! if the kernel asks (in copy mode it always asks, and one call sends at most 32 frames, so it
+//! kicks until the kernel stops answering EAGAIN, at most 8 times). `service` kicks again while
+//! a TX ring still holds unsent frames, and wakes the RX side with `recvfrom` if a fill ring's
+//! need_wakeup flag is set. No other syscall happens on the hot path; `wait_rx` (idle only)
+//! sleeps in `poll`.
 //!
 //! # Setup facts (DESIGN.md "This machine")
 //! Sockets are created one at a time; `EBUSY` (a socket on the same queue closed an instant
@@ -47,7 +48,8 @@
 //! A killed process never decrements libxdp's refcount, so its `xsk_def_prog` would stay
 //! attached for ever (and a later user would inherit a refcount that never reaches zero). Every
 //! `AfXdp` therefore holds an exclusive `flock` on `/run/xvs/xsk-<netns inode>-<ifindex>.lock`
-//! for each interface it uses (shared by all `AfXdp`s of one process through a registry). The
+//! for each interface it uses (shared by all `AfXdp`s of one process through a registry; the
+//! file is removed when the last of them closes, and a crash leaves only an unlocked file). The
 //! first user of an interface in a process takes the lock; if another process holds it, open
 //! fails with [`IoError::Busy`]. Having the lock means no live xvs uses the interface, so a
 //! `xsk_def_prog` still attached is stale: it is detached before the first socket is created
@@ -200,7 +202,8 @@ pub enum IoError {
     ZeroCopyUnsupported(String),
     /// Native XDP is not available on the interface.
     #[error(
-        "{0}: native (driver) XDP attach refused ({1}); try --xdp-mode skb, or on veth keep the peer MTU <= 3506"
+        "{0}: native (driver) XDP attach refused ({1}); try --xdp-mode skb, or on veth keep the \
+         peer MTU <= 3506 and give this end at least as many RX queues as the peer has TX queues"
     )]
     NativeUnsupported(String, std::io::Error),
     /// Inconsistent options.
@@ -617,7 +620,9 @@ fn map_create_err(
         Some(libc::EOPNOTSUPP) if opts.zero_copy == ZeroCopy::On => {
             IoError::ZeroCopyUnsupported(ifname)
         }
-        Some(libc::EOPNOTSUPP | libc::ERANGE) if opts.xdp_mode == XdpMode::Native => {
+        Some(libc::EOPNOTSUPP | libc::ERANGE | libc::ENOSPC)
+            if opts.xdp_mode == XdpMode::Native =>
+        {
             IoError::NativeUnsupported(ifname, e)
         }
         Some(libc::EINVAL) => IoError::NoSuchQueue {
@@ -820,7 +825,8 @@ pub fn xdp_programs(ifname: &str) -> Result<Vec<String>, IoError> {
 #[derive(Debug)]
 struct IfaceLock {
     key: (u64, u32),
-    _file: File,
+    path: PathBuf,
+    file: File,
 }
 
 /// This process's interface locks (weak: the `AfXdp`s own them). Setup path only.
@@ -848,32 +854,57 @@ impl IfaceLock {
             return Ok((l, false));
         }
         let path = lock_dir(ifname)?.join(format!("xsk-{netns}-{ifindex}.lock"));
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| sys_err("opening the interface lock file", ifname, e))?;
-        if file.try_lock().is_err() {
-            let owner = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(IoError::Busy {
-                ifname: ifname.to_string(),
-                queue,
-                detail: format!(
-                    "another xvs process (pid {}) uses this interface (lock {})",
-                    owner.trim(),
-                    path.display()
-                ),
-            });
+        // The owner unlinks the file before unlocking it (so /run/xvs does not fill up), so a
+        // lock taken on a file that was unlinked meanwhile is worthless: check that the path
+        // still names the locked inode, and start over if not.
+        for _ in 0..8 {
+            let mut file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| sys_err("opening the interface lock file", ifname, e))?;
+            if file.try_lock().is_err() {
+                let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(IoError::Busy {
+                    ifname: ifname.to_string(),
+                    queue,
+                    detail: format!(
+                        "another xvs process (pid {}) uses this interface (lock {})",
+                        owner.trim(),
+                        path.display()
+                    ),
+                });
+            }
+            let same = match (file.metadata(), std::fs::metadata(&path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            // Best effort: the pid is only for the message above.
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+            let _ = write!(file, "{}", std::process::id());
+            let lock = Arc::new(Self { key, path, file });
+            reg.push((key, Arc::downgrade(&lock)));
+            return Ok((lock, true));
         }
-        // Best effort: the pid is only for the message above.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "{}", std::process::id());
-        let lock = Arc::new(Self { key, _file: file });
-        reg.push((key, Arc::downgrade(&lock)));
-        Ok((lock, true))
+        Err(IoError::Busy {
+            ifname: ifname.to_string(),
+            queue,
+            detail: format!("the lock file {} keeps changing under us", path.display()),
+        })
+    }
+}
+
+impl Drop for IfaceLock {
+    fn drop(&mut self) {
+        // Unlink while still holding the lock (see `acquire`); the lock goes with the fd.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 
