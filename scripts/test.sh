@@ -10,5 +10,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cargo test --workspace --exclude xvs-tests
+# Fuzz targets' bodies over the committed seeds plus a seeded mutator (and a few seconds of
+# libFuzzer per target when cargo-fuzz is installed).
+fuzz/ci.sh
 # End-to-end tests (real kernels in namespaces, AF_XDP): one at a time, they load XDP programs.
 cargo test -p xvs-tests -- --test-threads=1
