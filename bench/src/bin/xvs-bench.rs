@@ -754,6 +754,24 @@ fn run_one(sc: &Scenario, sys: &System, rep: usize, seq: usize, cx: &Ctx<'_>) ->
     }
     let generator: GenReport = read_json(&dir.join("gen.json"))?;
     let sink: SinkReport = read_json(&dir.join("sink.json"))?;
+    if generator.sent > 0 && sink.rx + sink.xsk_dropped == 0 {
+        // A system that forwarded nothing is broken, not slow: keep it out of the medians.
+        let log = ["xvsd.log", "fwd.log"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+            .flat_map(|l| {
+                l.lines()
+                    .filter(|x| !x.starts_with("lib"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+        bail!(
+            "nothing delivered ({} sent); director log: {log}",
+            generator.sent
+        );
+    }
     drop(t);
     Ok(Run {
         scenario: sc.name.into(),
