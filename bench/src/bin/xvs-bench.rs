@@ -79,6 +79,9 @@ struct Cli {
     /// builds sharing the machine; 0 to run unprivileged in priority).
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
     nice: i32,
+    /// Extra xvsd argument (repeatable), e.g. `--xvsd-arg=--poll --xvsd-arg=busy`.
+    #[arg(long, allow_hyphen_values = true)]
+    xvsd_arg: Vec<String>,
     /// Keep the per-run logs and JSON (in $TMPDIR/xvs-bench-PID) instead of deleting them.
     #[arg(long)]
     keep: bool,
@@ -420,6 +423,8 @@ struct Bins {
     pktgen: String,
     xvsd: String,
     xvsadm: String,
+    /// Extra xvsd arguments.
+    xvsd_extra: Vec<String>,
 }
 
 /// The result of one run.
@@ -589,6 +594,7 @@ fn start_director(
             for r in RIPS {
                 args.extend([s("--neigh"), format!("{r}={}", t.s0_mac)]);
             }
+            args.extend(bins.xvsd_extra.iter().cloned());
             let argv = t.exec(d, "0-1", &args);
             let mut p = Proc::spawn("xvsd", &argv, &dir.join("xvsd.log"))?;
             let end = Instant::now() + Duration::from_secs(20);
@@ -902,6 +908,7 @@ fn main() -> Result<()> {
         pktgen: find("xvs-pktgen")?,
         xvsd: find("xvsd")?,
         xvsadm: find("xvsadm")?,
+        xvsd_extra: cli.xvsd_arg.clone(),
     };
     let reps = cli.reps.unwrap_or(if cli.quick { 1 } else { 3 });
     let secs = cli.secs.unwrap_or(if cli.quick { 2.0 } else { 4.0 });
