@@ -42,9 +42,6 @@ pub enum RuntimeError {
     /// pcap error.
     #[error(transparent)]
     Pcap(#[from] xvs_dataplane::io::pcap::PcapError),
-    /// Conn table error.
-    #[error("conn table: {0}")]
-    Conn(String),
 }
 
 /// How the XDP program is attached.

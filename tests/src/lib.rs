@@ -162,6 +162,12 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The command line it was started with (for messages).
+    #[must_use]
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
     /// Its PID.
     #[must_use]
     pub fn pid(&self) -> u32 {
@@ -195,7 +201,6 @@ impl Drop for Proc {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = &self.what;
     }
 }
 
