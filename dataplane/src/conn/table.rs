@@ -667,6 +667,19 @@ impl ConnTable {
         lock(&self.shards[i])
     }
 
+    /// What a state-updating lookup carries about its packet.
+    #[inline]
+    fn packet(&self, tcp_flags: u8, len: u32, now_ms: u64, worker: usize) -> Packet {
+        Packet {
+            flags: tcp_flags,
+            len,
+            now_ms,
+            worker,
+            update: true,
+            secure: self.secure_tcp(),
+        }
+    }
+
     /// Find the conn of a packet. On a hit: run the state machine for (direction, `tcp_flags`),
     /// move the dest between ActiveConn and InActConn if the state crossed the boundary,
     /// refresh the expiry to now + the state's timeout, count the packet and `len` bytes in the
@@ -684,14 +697,7 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
     ) -> Option<Hit> {
-        let pkt = Packet {
-            flags: tcp_flags,
-            len,
-            now_ms,
-            worker,
-            update: true,
-            secure: self.secure_tcp(),
-        };
+        let pkt = self.packet(tcp_flags, len, now_ms, worker);
         self.probe(key, Dir::Input, &pkt, t)
             .or_else(|| self.probe(key, Dir::Output, &pkt, t))
     }
@@ -708,14 +714,7 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
     ) -> Option<Hit> {
-        let pkt = Packet {
-            flags: tcp_flags,
-            len,
-            now_ms,
-            worker,
-            update: true,
-            secure: self.secure_tcp(),
-        };
+        let pkt = self.packet(tcp_flags, len, now_ms, worker);
         self.probe(key, Dir::Input, &pkt, t)
     }
 
@@ -731,14 +730,7 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
     ) -> Option<Hit> {
-        let pkt = Packet {
-            flags: tcp_flags,
-            len,
-            now_ms,
-            worker,
-            update: true,
-            secure: self.secure_tcp(),
-        };
+        let pkt = self.packet(tcp_flags, len, now_ms, worker);
         self.probe(key, Dir::Output, &pkt, t)
     }
 
