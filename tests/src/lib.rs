@@ -498,16 +498,19 @@ impl Lab {
     /// Start one HTTP server per real server (python's http.server on `port`, serving a file
     /// `/id` that names the server: "r0", "r1", ...). Waits until each listens.
     pub fn start_http(&self, dir: &TempDir, port: u16) -> Result<Vec<Proc>> {
-        let mut procs = Vec::new();
-        for (i, s) in self.servers.iter().enumerate() {
-            let root = dir.join(&format!("www{i}"));
-            std::fs::create_dir_all(&root)?;
-            std::fs::write(root.join("id"), format!("r{i}\n"))?;
-            let root_s = root.display().to_string();
-            let port_s = port.to_string();
-            let p = s.spawn(
-                &[
-                    "/usr/bin/python3",
+        let port_s = port.to_string();
+        self.start_on_servers(
+            dir,
+            "http",
+            port,
+            "ss -Hltn 'sport = :{port}' | grep -q LISTEN",
+            |i| {
+                let root = dir.join(&format!("www{i}"));
+                std::fs::create_dir_all(&root)?;
+                std::fs::write(root.join("id"), format!("r{i}\n"))?;
+                let root_s = root.display().to_string();
+                Ok([
+                    PYTHON,
                     "-m",
                     "http.server",
                     "--bind",
@@ -515,17 +518,33 @@ impl Lab {
                     "--directory",
                     &root_s,
                     &port_s,
-                ],
-                Some(&dir.join(&format!("http{i}.log"))),
-            )?;
-            let ok = wait_for(Duration::from_secs(10), || {
-                s.sh(&format!("ss -Hltn 'sport = :{port}' | grep -q LISTEN"))
-                    .is_ok()
-            });
-            if !ok {
-                bail!("http server in {} did not start", s.name);
+                ]
+                .map(String::from)
+                .to_vec())
+            },
+        )
+    }
+
+    /// Start one process per real server (`argv(i)` for server `i`, logged to
+    /// `dir/{what}{i}.log`) and wait until `ready` (with `{port}` replaced) succeeds in each
+    /// server's namespace.
+    fn start_on_servers(
+        &self,
+        dir: &TempDir,
+        what: &str,
+        port: u16,
+        ready: &str,
+        mut argv: impl FnMut(usize) -> Result<Vec<String>>,
+    ) -> Result<Vec<Proc>> {
+        let ready = ready.replace("{port}", &port.to_string());
+        let mut procs = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let args = argv(i)?;
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            procs.push(s.spawn(&args, Some(&dir.join(&format!("{what}{i}.log"))))?);
+            if !wait_for(Duration::from_secs(10), || s.sh(&ready).is_ok()) {
+                bail!("{what} server in {} did not start", s.name);
             }
-            procs.push(p);
         }
         Ok(procs)
     }
@@ -788,41 +807,41 @@ impl Lab {
     /// `dir/tcpid{i}.log`). Waits until each listens.
     pub fn start_tcp_id(&self, dir: &TempDir, port: u16) -> Result<Vec<Proc>> {
         let py = script(dir, "tcp_id.py", TCP_ID_PY)?;
-        let port_s = port.to_string();
-        let mut procs = Vec::new();
-        for (i, s) in self.servers.iter().enumerate() {
-            let id = format!("r{i}");
-            let log = dir.join(&format!("tcpid{i}.log"));
-            procs.push(s.spawn(&[PYTHON, "-u", &py, &id, &port_s], Some(&log))?);
-            let ok = wait_for(Duration::from_secs(10), || {
-                s.sh(&format!("ss -Hltn 'sport = :{port}' | grep -q LISTEN"))
-                    .is_ok()
-            });
-            if !ok {
-                bail!("tcp server in {} did not start", s.name);
-            }
-        }
-        Ok(procs)
+        self.start_on_servers(
+            dir,
+            "tcpid",
+            port,
+            "ss -Hltn 'sport = :{port}' | grep -q LISTEN",
+            |i| {
+                Ok(vec![
+                    PYTHON.into(),
+                    "-u".into(),
+                    py.clone(),
+                    format!("r{i}"),
+                    port.to_string(),
+                ])
+            },
+        )
     }
 
     /// Start [`UDP_ECHO_PY`] on `port` on every real server. Waits until each is bound.
     pub fn start_udp_echo(&self, dir: &TempDir, port: u16) -> Result<Vec<Proc>> {
         let py = script(dir, "udp_echo.py", UDP_ECHO_PY)?;
-        let port_s = port.to_string();
-        let mut procs = Vec::new();
-        for (i, s) in self.servers.iter().enumerate() {
-            let id = format!("r{i}");
-            let log = dir.join(&format!("udp{i}.log"));
-            procs.push(s.spawn(&[PYTHON, "-u", &py, &id, &port_s], Some(&log))?);
-            let ok = wait_for(Duration::from_secs(10), || {
-                s.sh(&format!("ss -Hlun 'sport = :{port}' | grep -q ."))
-                    .is_ok()
-            });
-            if !ok {
-                bail!("udp server in {} did not start", s.name);
-            }
-        }
-        Ok(procs)
+        self.start_on_servers(
+            dir,
+            "udp",
+            port,
+            "ss -Hlun 'sport = :{port}' | grep -q .",
+            |i| {
+                Ok(vec![
+                    PYTHON.into(),
+                    "-u".into(),
+                    py.clone(),
+                    format!("r{i}"),
+                    port.to_string(),
+                ])
+            },
+        )
     }
 
     /// Run [`CLIENT_PY`] in the client namespace and return its stdout lines; fails (with its
