@@ -99,6 +99,19 @@ impl Director {
         self.snapshot.load_full()
     }
 
+    /// The current snapshot if it is not `current`, else `None`. Workers call this every turn:
+    /// unlike [`Self::snapshot`] it touches no shared reference count when nothing changed.
+    #[inline]
+    #[must_use]
+    pub fn snapshot_if_changed(&self, current: &Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+        let g = self.snapshot.load();
+        if Arc::ptr_eq(&g, current) {
+            None
+        } else {
+            Some(arc_swap::Guard::into_inner(g))
+        }
+    }
+
     /// Build and publish a snapshot for `config`. On error nothing changes.
     pub fn apply(&self, config: &Config) -> Result<(), ApplyError> {
         let mut reg = self

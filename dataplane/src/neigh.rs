@@ -248,6 +248,19 @@ impl NeighTable {
         self.map.load_full()
     }
 
+    /// The current map if it is not `current`, else `None` (no shared reference count is
+    /// touched when nothing was learned).
+    #[inline]
+    #[must_use]
+    pub fn load_if_changed(&self, current: &Arc<NeighMap>) -> Option<Arc<NeighMap>> {
+        let g = self.map.load();
+        if Arc::ptr_eq(&g, current) {
+            None
+        } else {
+            Some(arc_swap::Guard::into_inner(g))
+        }
+    }
+
     /// Learn or refresh `addr -> mac`. Returns true when the map changed. Slow path: copies the
     /// map when something changed.
     #[cold]

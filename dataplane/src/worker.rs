@@ -203,8 +203,9 @@ impl<I: PacketIo> Worker<I> {
 
     /// Adopt the newest snapshot if it changed, carrying scheduler positions over.
     fn adopt(&mut self) {
-        let snap = self.ctx.shared.director.snapshot();
-        if snap.generation != self.ctx.snap.generation {
+        // PERF: `snapshot()`/`load()` clone an `Arc` (two atomic RMWs on a cache line every
+        // worker shares) per turn; the `_if_changed` forms only read when nothing changed.
+        if let Some(snap) = self.ctx.shared.director.snapshot_if_changed(&self.ctx.snap) {
             let old = std::mem::replace(&mut self.ctx.snap, snap);
             let mut scheds = Vec::with_capacity(self.ctx.snap.services.len());
             for (si, s) in self.ctx.snap.services.iter().enumerate() {
@@ -216,7 +217,9 @@ impl<I: PacketIo> Worker<I> {
             }
             self.ctx.scheds = scheds;
         }
-        self.ctx.neigh = self.ctx.shared.neigh.load();
+        if let Some(n) = self.ctx.shared.neigh.load_if_changed(&self.ctx.neigh) {
+            self.ctx.neigh = n;
+        }
     }
 
     /// One loop turn at time `now_ms`. Returns the number of frames received.
