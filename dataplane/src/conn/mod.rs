@@ -106,6 +106,73 @@ pub struct Hit {
     pub dest_available: bool,
 }
 
+/// An IPv4 packet's 5-tuple for the fast path ([`ConnTable::lookup_v4`]): host-order
+/// addresses, as the packet carries them (source first).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FlowKeyV4 {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source address.
+    pub src: u32,
+    /// Destination address.
+    pub dst: u32,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// [`Hit`] of an IPv4 conn, without `IpAddr`s: what the worker's IPv4 fast path rewrites from
+/// (a `Copy` of 40 bytes instead of a `Hit` of about 90).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct HitV4 {
+    /// Direction of the packet.
+    pub dir: Dir,
+    /// Forwarding mode.
+    pub fwd: FwdMode,
+    /// Tunnel settings (meaningful for [`FwdMode::Tunnel`]).
+    pub tun: TunConf,
+    /// Protocol state after this packet.
+    pub state: u8,
+    /// [`conn_flags`] after this packet.
+    pub flags: u8,
+    /// Whether the conn's dest is still configured (see [`Hit::dest_available`]).
+    pub dest_available: bool,
+    /// Client, virtual, dest and local addresses (host order).
+    pub addrs: [u32; 4],
+    /// Client, virtual, dest and local ports.
+    pub ports: [u16; 4],
+    /// IP protocol number.
+    pub proto: u8,
+}
+
+impl HitV4 {
+    /// The general form, for the paths the fast path hands over to.
+    #[must_use]
+    pub fn to_hit(&self) -> Hit {
+        let ip = |i: usize| IpAddr::V4(std::net::Ipv4Addr::from_bits(self.addrs[i]));
+        Hit {
+            dir: self.dir,
+            tuple: ConnTuple {
+                proto: self.proto,
+                caddr: ip(0),
+                vaddr: ip(1),
+                daddr: ip(2),
+                laddr: ip(3),
+                cport: self.ports[0],
+                vport: self.ports[1],
+                dport: self.ports[2],
+                lport: self.ports[3],
+            },
+            fwd: self.fwd,
+            tun: self.tun,
+            state: self.state,
+            flags: self.flags,
+            dest_available: self.dest_available,
+        }
+    }
+}
+
 /// A reservation on a persistence template: the template cannot expire while one is held.
 ///
 /// Returned by [`ConnTable::template_lookup`] and [`ConnTable::template_create`]; hand it to

@@ -36,7 +36,8 @@ use hashbrown::HashTable;
 use super::port::{LipPorts, PortLayout};
 use super::state::{self, StateDir, ctpl};
 use super::{
-    ConnError, ConnInfo, Hit, NewConn, TemplateHit, TemplateKey, TemplateRef, conn_flags as cf,
+    ConnError, ConnInfo, FlowKeyV4, Hit, HitV4, NewConn, TemplateHit, TemplateKey, TemplateRef,
+    conn_flags as cf,
 };
 use crate::flow::{ConnTuple, Dir, FlowKey, proto};
 use crate::service::{Counters, DestState, FwdMode, ServiceState, Timeouts, TunConf, TunType};
@@ -732,6 +733,68 @@ impl ConnTable {
     ) -> Option<Hit> {
         let pkt = self.packet(tcp_flags, len, now_ms, worker);
         self.probe(key, Dir::Output, &pkt, t)
+    }
+
+    /// [`Self::lookup`] for an IPv4 TCP/UDP packet, without `IpAddr`s: the worker's fast path.
+    /// Same semantics (client -> VIP probe first, then the reply direction; a due conn is
+    /// removed and missed).
+    #[inline]
+    pub fn lookup_v4(
+        &self,
+        key: &FlowKeyV4,
+        tcp_flags: u8,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+        t: &Timeouts,
+    ) -> Option<HitV4> {
+        let pkt = self.packet(tcp_flags, len, now_ms, worker);
+        self.probe_v4(key, Dir::Input, &pkt, t)
+            .or_else(|| self.probe_v4(key, Dir::Output, &pkt, t))
+    }
+
+    /// [`Self::probe_a`] for IPv4 keys.
+    #[inline]
+    fn probe_v4(&self, key: &FlowKeyV4, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<HitV4> {
+        let (role, ep, ep_port, far, far_port, ci, fi) = match dir {
+            Dir::Input => (E_IN, key.src, key.sport, key.dst, key.dport, 0, 1),
+            Dir::Output => (E_OUT, key.dst, key.dport, key.src, key.sport, 3, 2),
+        };
+        let eh = Ipv4Addr::from_bits(ep).hash(self.seed);
+        let (hit, release, assure) = {
+            let mut g = self.shard(shard_of(eh, ep_port));
+            let (index, slab, lips) = Ipv4Addr::parts(&mut g);
+            let h = bucket_hash(eh, ep_port, key.proto);
+            let found = index
+                .find(h, |&e| {
+                    e & (role | E_V6) == role && {
+                        let c = &slab.slots[(e & E_SLOT) as usize];
+                        c.addrs[ci].to_bits() == ep
+                            && c.ports[ci] == ep_port
+                            && c.addrs[fi].to_bits() == far
+                            && c.ports[fi] == far_port
+                            && c.proto == key.proto
+                    }
+                })
+                .copied();
+            match found {
+                Some(e) => {
+                    let slot = e & E_SLOT;
+                    if slab.slots[slot as usize].expires_ms <= pkt.now_ms {
+                        let r = self.remove_slot(index, slab, lips, slot);
+                        (None, r.release, None)
+                    } else {
+                        let (hit, assure) = touch_v4(&mut slab.slots[slot as usize], dir, pkt, t);
+                        (Some(hit), None, assure)
+                    }
+                }
+                None => (None, None, None),
+            }
+        };
+        if release.is_some() || assure.is_some() {
+            self.after_unlock(release, assure);
+        }
+        hit
     }
 
     /// Find the conn an ICMP error refers to (`key` is the flow of the quoted packet as the
@@ -1472,17 +1535,7 @@ struct Packet {
 /// Returns the hit and the template to mark ASSURED (when a controlled conn got ESTABLISHED).
 #[inline]
 fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit, Option<u32>) {
-    let mut assure = None;
-    if pkt.update {
-        assure = transition(c, dir, pkt, t);
-    }
-    let len = u64::from(pkt.len);
-    if let Some(d) = &c.dest {
-        count(d.stats.slot(pkt.worker), dir, len);
-    }
-    if let Some(s) = &c.svc {
-        count(s.stats.slot(pkt.worker), dir, len);
-    }
+    let assure = step(c, dir, pkt, t);
     let (fwd, kind, tflags) = unpack_fwd(c.fwd);
     let hit = Hit {
         dir,
@@ -1496,6 +1549,47 @@ fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit
         state: c.state,
         flags: c.flags,
         dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
+    };
+    (hit, assure)
+}
+
+/// A packet through a conn: the state step and timer (unless an ICMP error) and the dest's and
+/// service's counters of the packet's worker. Returns the template to mark ASSURED.
+#[inline]
+fn step<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<u32> {
+    let mut assure = None;
+    if pkt.update {
+        assure = transition(c, dir, pkt, t);
+    }
+    let len = u64::from(pkt.len);
+    if let Some(d) = &c.dest {
+        count(d.stats.slot(pkt.worker), dir, len);
+    }
+    if let Some(s) = &c.svc {
+        count(s.stats.slot(pkt.worker), dir, len);
+    }
+    assure
+}
+
+/// [`touch`] for the IPv4 fast path: the same step, a [`HitV4`].
+#[inline]
+fn touch_v4(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (HitV4, Option<u32>) {
+    let assure = step(c, dir, pkt, t);
+    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
+    let hit = HitV4 {
+        dir,
+        fwd,
+        tun: TunConf {
+            kind,
+            port: c.tun_port,
+            flags: tflags,
+        },
+        state: c.state,
+        flags: c.flags,
+        dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
+        addrs: c.addrs.map(Ipv4Addr::to_bits),
+        ports: c.ports,
+        proto: c.proto,
     };
     (hit, assure)
 }

@@ -28,6 +28,9 @@ use crate::stats::{DropReason, WorkerStats};
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{self, PacketInfo, Parsed};
 
+mod fast;
+use fast::{Fast, HopCache};
+
 /// State shared by every worker of a director.
 #[derive(Debug)]
 pub struct Shared {
@@ -141,6 +144,10 @@ struct Ctx {
     /// ICMP error token bucket (see `leave`).
     icmp_tokens: u32,
     icmp_at: u64,
+    /// Resolved IPv4 next hops of the fast path (emptied when `neigh` changes).
+    hops: HopCache,
+    /// Whether the IPv4 fast path runs (see [`Worker::set_fast_path`]).
+    fast: bool,
 }
 
 impl<I: PacketIo> Worker<I> {
@@ -170,6 +177,8 @@ impl<I: PacketIo> Worker<I> {
                 hold_for: None,
                 icmp_tokens: ICMP_BURST,
                 icmp_at: 0,
+                hops: HopCache::new(),
+                fast: true,
             },
             rx: [Desc::default(); BATCH],
             tx: [Desc::default(); BATCH],
@@ -193,6 +202,12 @@ impl<I: PacketIo> Worker<I> {
     /// The I/O backend, mutable (tests inject frames through it).
     pub fn io_mut(&mut self) -> &mut I {
         &mut self.io
+    }
+
+    /// Turn the IPv4 fast path (`fast.rs`) on (the default) or off. Off, every frame takes the
+    /// general path; the output is the same byte for byte, which `tests/fastpath.rs` checks.
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.ctx.fast = on;
     }
 
     /// This worker's counters (unpublished, exact).
@@ -219,6 +234,7 @@ impl<I: PacketIo> Worker<I> {
         }
         if let Some(n) = self.ctx.shared.neigh.load_if_changed(&self.ctx.neigh) {
             self.ctx.neigh = n;
+            self.ctx.hops.clear();
         }
     }
 
@@ -367,6 +383,15 @@ fn seeded(sched: &AnyScheduler, service: usize, worker: usize) -> AnyScheduler {
 /// Run one frame to completion. `Ok` means transmit it (its descriptor's port is set).
 #[inline]
 fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
+    let miss = if ctx.fast {
+        match fast::v4(ctx, frame) {
+            Fast::Done(r) => return r,
+            Fast::Slow => false,
+            Fast::Miss => true,
+        }
+    } else {
+        false
+    };
     let parsed = wire::parse_frame(frame.data())?;
     let info = match parsed {
         Parsed::Ip(info) => info,
@@ -378,7 +403,7 @@ fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
         .set_len(info.l3_off + info.l3_len)
         .map_err(|_| DropReason::Malformed)?;
     match info.proto {
-        proto::TCP | proto::UDP | proto::SCTP => l4(ctx, frame, &info),
+        proto::TCP | proto::UDP | proto::SCTP => l4(ctx, frame, &info, miss),
         proto::ICMP => icmp(ctx, frame, &info),
         proto::ICMPV6 => {
             if matches!(info.icmp_type, 135 | 136) {
@@ -391,9 +416,15 @@ fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
     }
 }
 
-/// TCP/UDP/SCTP: the conn path.
+/// TCP/UDP/SCTP: the conn path. `miss`: the fast path already probed both directions and
+/// found no conn.
 #[inline]
-fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), DropReason> {
+fn l4(
+    ctx: &mut Ctx,
+    frame: &mut Frame<'_>,
+    info: &PacketInfo,
+    miss: bool,
+) -> Result<(), DropReason> {
     if info.frag == wire::Frag::NotFirst {
         return Err(DropReason::Fragment);
     }
@@ -406,14 +437,19 @@ fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), Dro
     };
     let len = u32::try_from(info.l3_len).unwrap_or(u32::MAX);
     let conns = &ctx.shared.conns;
-    let hit = match conns.lookup(
-        &key,
-        info.tcp_flags,
-        len,
-        ctx.now_ms,
-        ctx.index,
-        &ctx.snap.timeouts,
-    ) {
+    let found = if miss {
+        None
+    } else {
+        conns.lookup(
+            &key,
+            info.tcp_flags,
+            len,
+            ctx.now_ms,
+            ctx.index,
+            &ctx.snap.timeouts,
+        )
+    };
+    let hit = match found {
         // The dest was deleted: the kernel silently drops the conn's packets (ip_vs_in).
         Some(h) if !h.dest_available => return Err(DropReason::NoDest),
         Some(h) => h,

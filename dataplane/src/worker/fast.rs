@@ -1,0 +1,314 @@
+//! The IPv4 fast path: an established TCP/UDP packet of a NAT, FULLNAT or DR conn, from frame
+//! to transmit-ready, without building the general path's `PacketInfo`, `Hit` or `IpAddr`s.
+//!
+//! It takes only the common shape: Ethernet II without a VLAN tag, IPv4 without options, not a
+//! fragment, TTL > 1, a valid header checksum, a whole TCP or UDP header, and no
+//! CHECKSUM_PARTIAL completion configured. Anything else it declines ([`Fast::Slow`]) before
+//! touching the frame or the conn table, and the general path runs as if it had never looked.
+//! A packet of no conn comes back as [`Fast::Miss`]: the general path then schedules it
+//! without probing the table a second time. Once a conn is found the packet is finished here,
+//! or, when the conn's mode or the packet needs more (TUN, MTU answers, an unknown next hop),
+//! handed to the general rewrite with that very hit, so the lookup's side effects (state,
+//! timer, counters) happen exactly once.
+//!
+//! What it writes is what the general rewrite writes for the same packet (fixtures and the
+//! end-to-end tests run both paths): TTL decremented, NAT/FULLNAT addresses and ports
+//! replaced with RFC 1624 checksum updates (a zero UDP checksum stays zero, a computed zero is
+//! sent as `0xffff`), Ethernet padding trimmed, the next hop's and egress port's MACs.
+//! Never: allocate, lock anything but the conn's shard, or change a frame it declines.
+
+use super::{Ctx, forward};
+use crate::conn::{FlowKeyV4, HitV4};
+use crate::flow::{Dir, proto};
+use crate::io::Frame;
+use crate::neigh::NeighMap;
+use crate::service::FwdMode;
+use crate::stats::DropReason;
+use crate::wire::{self, Parsed, checksum};
+
+/// What the fast path did with a frame.
+pub(super) enum Fast {
+    /// Finished: transmit (`Ok`) or drop.
+    Done(Result<(), DropReason>),
+    /// Not its shape; nothing was looked up or changed.
+    Slow,
+    /// An IPv4 TCP/UDP packet that belongs to no conn (both directions probed).
+    Miss,
+}
+
+const ETH: usize = 14;
+const IP_TTL: usize = ETH + 8;
+const IP_CSUM: usize = ETH + 10;
+const IP_SRC: usize = ETH + 12;
+const IP_DST: usize = ETH + 16;
+const L4: usize = ETH + 20;
+
+/// Classify and look up one frame.
+#[inline(always)]
+pub(super) fn v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Fast {
+    let d = frame.data();
+    let Some((h, after)) = d.split_first_chunk::<L4>() else {
+        return Fast::Slow;
+    };
+    if h[12] != 0x08 || h[13] != 0x00 || h[ETH] != 0x45 {
+        return Fast::Slow;
+    }
+    let tl = usize::from(u16::from_be_bytes([h[ETH + 2], h[ETH + 3]]));
+    let frag = u16::from_be_bytes([h[ETH + 6], h[ETH + 7]]);
+    if tl < 20 || tl - 20 > after.len() || frag & 0x3fff != 0 || h[IP_TTL] <= 1 {
+        return Fast::Slow;
+    }
+    if ctx.shared.complete_partial || header_sum(h) != 0xffff {
+        return Fast::Slow;
+    }
+    let l4 = &after[..tl - 20];
+    let (p, tcp_flags) = match h[ETH + 9] {
+        proto::TCP => {
+            let Some(t) = l4.first_chunk::<20>() else {
+                return Fast::Slow;
+            };
+            let hl = usize::from(t[12] >> 4) * 4;
+            if hl < 20 || hl > l4.len() {
+                return Fast::Slow;
+            }
+            (proto::TCP, t[13])
+        }
+        proto::UDP => {
+            let Some(u) = l4.first_chunk::<8>() else {
+                return Fast::Slow;
+            };
+            let ul = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            if ul < 8 || ul > l4.len() {
+                return Fast::Slow;
+            }
+            (proto::UDP, 0)
+        }
+        _ => return Fast::Slow,
+    };
+    let Some(ports) = l4.first_chunk::<4>() else {
+        return Fast::Slow;
+    };
+    let key = FlowKeyV4 {
+        proto: p,
+        src: u32::from_be_bytes([h[IP_SRC], h[IP_SRC + 1], h[IP_SRC + 2], h[IP_SRC + 3]]),
+        dst: u32::from_be_bytes([h[IP_DST], h[IP_DST + 1], h[IP_DST + 2], h[IP_DST + 3]]),
+        sport: u16::from_be_bytes([ports[0], ports[1]]),
+        dport: u16::from_be_bytes([ports[2], ports[3]]),
+    };
+    #[allow(clippy::cast_possible_truncation)] // INVARIANT: tl <= 65535.
+    let len = tl as u32;
+    let conns = &ctx.shared.conns;
+    match conns.lookup_v4(
+        &key,
+        tcp_flags,
+        len,
+        ctx.now_ms,
+        ctx.index,
+        &ctx.snap.timeouts,
+    ) {
+        Some(hit) => Fast::Done(forward_v4(ctx, frame, &hit, tl)),
+        None => Fast::Miss,
+    }
+}
+
+/// The one's complement sum of the 20-byte IPv4 header in `h` (`0xffff` when its checksum is
+/// right).
+#[inline(always)]
+fn header_sum(h: &[u8; L4]) -> u16 {
+    let w = |i: usize| {
+        u64::from(u32::from_be_bytes([
+            h[ETH + i],
+            h[ETH + i + 1],
+            h[ETH + i + 2],
+            h[ETH + i + 3],
+        ]))
+    };
+    checksum::fold64(w(0) + w(4) + w(8) + w(12) + w(16))
+}
+
+/// Rewrite and address a packet of the conn `hit` (the frame is of `v4`'s shape, `tl` bytes of
+/// IP).
+#[inline(always)]
+fn forward_v4(
+    ctx: &mut Ctx,
+    frame: &mut Frame<'_>,
+    hit: &HitV4,
+    tl: usize,
+) -> Result<(), DropReason> {
+    // The kernel silently drops packets of conns whose dest was deleted (ip_vs_in).
+    if !hit.dest_available {
+        return Err(DropReason::NoDest);
+    }
+    let [caddr, vaddr, daddr, laddr] = hit.addrs;
+    let [cport, vport, dport, lport] = hit.ports;
+    // (route towards, new source, new destination)
+    let (to, src, dst) = match (hit.fwd, hit.dir) {
+        (FwdMode::Masq, Dir::Input) => (daddr, None, Some((daddr, dport))),
+        (FwdMode::Masq, Dir::Output) => (caddr, Some((vaddr, vport)), None),
+        (FwdMode::FullNat, Dir::Input) => (daddr, Some((laddr, lport)), Some((daddr, dport))),
+        (FwdMode::FullNat, Dir::Output) => (caddr, Some((vaddr, vport)), Some((caddr, cport))),
+        (FwdMode::Route, Dir::Input) => (daddr, None, None),
+        _ => return general(ctx, frame, hit),
+    };
+    let Some(hop) = ctx.hops.get(to, &ctx.shared, &ctx.neigh) else {
+        return general(ctx, frame, hit);
+    };
+    // Too big: the general rewrite answers (fragmentation needed) or drops.
+    if hop.mtu != 0 && tl > hop.mtu as usize {
+        return general(ctx, frame, hit);
+    }
+    frame.set_len(ETH + tl).map_err(|_| DropReason::Malformed)?;
+    let b = frame.data_mut();
+    // `v4` checked the IP header and a UDP header at least are there.
+    let (h, rest) = b
+        .split_first_chunk_mut::<{ L4 + 8 }>()
+        .ok_or(DropReason::Malformed)?;
+    // RFC 1624 eqn. 3 over all changed words at once: ~HC + sum(~m + m'), folded once per
+    // checksum.
+    let ttl_old = u64::from(u16::from_be_bytes([h[IP_TTL], h[IP_TTL + 1]]));
+    h[IP_TTL] -= 1;
+    let mut ip_acc = (!ttl_old & 0xffff) + (ttl_old - 0x0100);
+    let mut l4_acc = 0u64;
+    if let Some((addr, port)) = src {
+        let d = swap_endpoint(h, IP_SRC, L4, addr, port, &mut l4_acc);
+        ip_acc += d;
+    }
+    if let Some((addr, port)) = dst {
+        let d = swap_endpoint(h, IP_DST, L4 + 2, addr, port, &mut l4_acc);
+        ip_acc += d;
+    }
+    let c = u64::from(!u16::from_be_bytes([h[IP_CSUM], h[IP_CSUM + 1]]));
+    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!checksum::fold64(c + ip_acc)).to_be_bytes());
+    if src.is_some() || dst.is_some() {
+        if hit.proto == proto::TCP {
+            // TCP checksum at L4 + 16: `v4` checked a whole TCP header is there.
+            const AT: usize = wire::tcp::CHECKSUM_OFFSET - 8;
+            let t = rest.get_mut(AT..AT + 2).ok_or(DropReason::Malformed)?;
+            let c = u64::from(!u16::from_be_bytes([t[0], t[1]]));
+            t.copy_from_slice(&(!checksum::fold64(c + l4_acc)).to_be_bytes());
+        } else {
+            const AT: usize = L4 + wire::udp::CHECKSUM_OFFSET;
+            let c = u16::from_be_bytes([h[AT], h[AT + 1]]);
+            // Zero: no checksum; it stays that way.
+            if c != 0 {
+                let n = !checksum::fold64(u64::from(!c) + l4_acc);
+                let n = if n == 0 { 0xffff } else { n };
+                h[AT..AT + 2].copy_from_slice(&n.to_be_bytes());
+            }
+        }
+    }
+    h[0..6].copy_from_slice(&hop.dst);
+    h[6..12].copy_from_slice(&hop.src);
+    frame.set_port(hop.port);
+    Ok(())
+}
+
+/// Replace the address at `addr_at` and the port at `port_at` of `h`; add the one's complement
+/// difference of the port and address words to `l4_acc` (the pseudo-header and the port are
+/// covered by the L4 checksum) and return the address words' difference (for the IP header).
+#[inline(always)]
+fn swap_endpoint(
+    h: &mut [u8; L4 + 8],
+    addr_at: usize,
+    port_at: usize,
+    addr: u32,
+    port: u16,
+    l4_acc: &mut u64,
+) -> u64 {
+    let old = u32::from_be_bytes([h[addr_at], h[addr_at + 1], h[addr_at + 2], h[addr_at + 3]]);
+    h[addr_at..addr_at + 4].copy_from_slice(&addr.to_be_bytes());
+    let d = u64::from(!old >> 16)
+        + u64::from(!old & 0xffff)
+        + u64::from(addr >> 16)
+        + u64::from(addr & 0xffff);
+    let old_port = u16::from_be_bytes([h[port_at], h[port_at + 1]]);
+    h[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    *l4_acc += d + u64::from(!old_port) + u64::from(port);
+    d
+}
+/// Hand a found conn's packet to the general rewrite.
+#[cold]
+#[inline(never)]
+fn general(ctx: &mut Ctx, frame: &mut Frame<'_>, hit: &HitV4) -> Result<(), DropReason> {
+    let Ok(Parsed::Ip(info)) = wire::parse_frame(frame.data()) else {
+        return Err(DropReason::Malformed);
+    };
+    frame
+        .set_len(info.l3_off + info.l3_len)
+        .map_err(|_| DropReason::Malformed)?;
+    forward(ctx, frame, &info, &hit.to_hit())
+}
+
+/// log2 of the next-hop cache's entries.
+const HOP_BITS: u32 = 6;
+
+/// A resolved IPv4 next hop: egress port, its MTU and MAC, the neighbour's MAC.
+#[derive(Copy, Clone, Debug, Default)]
+pub(super) struct Hop {
+    addr: u32,
+    valid: bool,
+    port: u16,
+    mtu: u32,
+    dst: [u8; 6],
+    src: [u8; 6],
+}
+
+/// A worker's direct-mapped cache of IPv4 destination -> resolved next hop, so the fast path
+/// does not walk the routes and hash into the neighbour map per packet. Routes and ports are
+/// fixed for a worker's life; the cache is emptied whenever the worker adopts a new neighbour
+/// map ([`Self::clear`]), and only resolved hops are cached (an unresolved one goes to the
+/// general path, which holds the frame and asks).
+#[derive(Debug)]
+pub(super) struct HopCache {
+    e: [Hop; 1 << HOP_BITS],
+}
+
+impl HopCache {
+    pub(super) fn new() -> Self {
+        Self {
+            e: [Hop::default(); 1 << HOP_BITS],
+        }
+    }
+
+    /// Forget everything (the neighbour map changed).
+    pub(super) fn clear(&mut self) {
+        for e in &mut self.e {
+            e.valid = false;
+        }
+    }
+
+    #[inline(always)]
+    fn get(&mut self, addr: u32, shared: &super::Shared, neigh: &NeighMap) -> Option<Hop> {
+        let i = (addr.wrapping_mul(0x9e37_79b1) >> (32 - HOP_BITS)) as usize;
+        let e = self.e[i];
+        if e.valid && e.addr == addr {
+            return Some(e);
+        }
+        self.fill(i, addr, shared, neigh)
+    }
+
+    #[cold]
+    fn fill(
+        &mut self,
+        i: usize,
+        addr: u32,
+        shared: &super::Shared,
+        neigh: &NeighMap,
+    ) -> Option<Hop> {
+        let hop = shared
+            .routes
+            .lookup(std::net::IpAddr::V4(std::net::Ipv4Addr::from_bits(addr)))?;
+        let dst = *neigh.get(&hop.via)?;
+        let port = shared.net.ports.get(usize::from(hop.port))?;
+        let h = Hop {
+            addr,
+            valid: true,
+            port: hop.port,
+            mtu: u32::try_from(port.mtu).unwrap_or(u32::MAX),
+            dst,
+            src: port.mac,
+        };
+        self.e[i] = h;
+        Some(h)
+    }
+}
