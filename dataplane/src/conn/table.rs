@@ -1555,7 +1555,7 @@ fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit
 
 /// A packet through a conn: the state step and timer (unless an ICMP error) and the dest's and
 /// service's counters of the packet's worker. Returns the template to mark ASSURED.
-#[inline]
+#[inline(always)]
 fn step<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<u32> {
     let mut assure = None;
     if pkt.update {
@@ -1596,7 +1596,7 @@ fn touch_v4(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hi
 
 /// The state machine step and timer re-arm of one packet; returns the template to mark
 /// ASSURED.
-#[inline]
+#[inline(always)]
 fn transition<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<u32> {
     let sdir = match dir {
         Dir::Output => {
@@ -1630,7 +1630,7 @@ fn transition<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) ->
     assure
 }
 
-#[inline]
+#[inline(always)]
 fn count(k: &Counters, dir: Dir, len: u64) {
     match dir {
         Dir::Input => {

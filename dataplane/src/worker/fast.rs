@@ -17,14 +17,16 @@
 //! sent as `0xffff`), Ethernet padding trimmed, the next hop's and egress port's MACs.
 //! Never: allocate, lock anything but the conn's shard, or change a frame it declines.
 
-use super::{Ctx, forward};
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{Ctx, forward, leave, new_conn};
 use crate::conn::{FlowKeyV4, HitV4};
-use crate::flow::{Dir, proto};
+use crate::flow::{Dir, FlowKey, proto};
 use crate::io::Frame;
 use crate::neigh::NeighMap;
-use crate::service::FwdMode;
+use crate::service::{Family, FwdMode};
 use crate::stats::DropReason;
-use crate::wire::{self, Parsed, checksum};
+use crate::wire::{self, Frag, PacketInfo, Parsed, checksum};
 
 /// What the fast path did with a frame.
 pub(super) enum Fast {
@@ -32,7 +34,8 @@ pub(super) enum Fast {
     Done(Result<(), DropReason>),
     /// Not its shape; nothing was looked up or changed.
     Slow,
-    /// An IPv4 TCP/UDP packet that belongs to no conn (both directions probed).
+    /// An IPv4 TCP/UDP packet of `v4`'s shape that belongs to no conn (both directions
+    /// probed): for [`new_v4`].
     Miss,
 }
 
@@ -109,6 +112,63 @@ pub(super) fn v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Fast {
         Some(hit) => Fast::Done(forward_v4(ctx, frame, &hit, tl)),
         None => Fast::Miss,
     }
+}
+
+/// The first packet of a flow the fast path classified (`info`, a [`Fast::Miss`]): schedule a
+/// conn as the general path does, then forward it here.
+#[inline]
+pub(super) fn new_v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
+    let info = &info_v4(frame.data()).ok_or(DropReason::Malformed)?;
+    // Trim Ethernet padding as the general path does before anything else sees the frame.
+    frame
+        .set_len(info.l3_end())
+        .map_err(|_| DropReason::Malformed)?;
+    let key = FlowKey {
+        proto: info.proto,
+        src: info.src,
+        dst: info.dst,
+        sport: info.sport,
+        dport: info.dport,
+    };
+    #[allow(clippy::cast_possible_truncation)] // INVARIANT: l3_len <= 65535.
+    let len = info.l3_len as u32;
+    let hit = match new_conn(ctx, &key, info, len) {
+        Ok(h) => h,
+        Err(DropReason::NoDest) => return leave(ctx, frame, info),
+        Err(r) => return Err(r),
+    };
+    match HitV4::from_hit(&hit) {
+        Some(h) => forward_v4(ctx, frame, &h, info.l3_len),
+        None => forward(ctx, frame, info, &hit),
+    }
+}
+
+/// The summary `parse_frame` makes of a frame of `v4`'s shape (already validated), built
+/// directly.
+#[inline]
+fn info_v4(d: &[u8]) -> Option<PacketInfo> {
+    let (h, after) = d.split_first_chunk::<L4>()?;
+    let ports = after.first_chunk::<4>()?;
+    let be32 = |i: usize| Ipv4Addr::from([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let p = h[ETH + 9];
+    Some(PacketInfo {
+        vlan: None,
+        l3_off: ETH,
+        family: Family::V4,
+        src: IpAddr::V4(be32(IP_SRC)),
+        dst: IpAddr::V4(be32(IP_DST)),
+        proto: p,
+        l4_off: L4,
+        l3_len: usize::from(u16::from_be_bytes([h[ETH + 2], h[ETH + 3]])),
+        ttl: h[IP_TTL],
+        frag: Frag::None,
+        df: h[ETH + 6] & 0x40 != 0,
+        sport: u16::from_be_bytes([ports[0], ports[1]]),
+        dport: u16::from_be_bytes([ports[2], ports[3]]),
+        tcp_flags: if p == proto::TCP { *after.get(13)? } else { 0 },
+        icmp_type: 0,
+        icmp_code: 0,
+    })
 }
 
 /// The one's complement sum of the 20-byte IPv4 header in `h` (`0xffff` when its checksum is

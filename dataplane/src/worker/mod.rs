@@ -383,15 +383,13 @@ fn seeded(sched: &AnyScheduler, service: usize, worker: usize) -> AnyScheduler {
 /// Run one frame to completion. `Ok` means transmit it (its descriptor's port is set).
 #[inline]
 fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
-    let miss = if ctx.fast {
+    if ctx.fast {
         match fast::v4(ctx, frame) {
             Fast::Done(r) => return r,
-            Fast::Slow => false,
-            Fast::Miss => true,
+            Fast::Miss => return fast::new_v4(ctx, frame),
+            Fast::Slow => {}
         }
-    } else {
-        false
-    };
+    }
     let parsed = wire::parse_frame(frame.data())?;
     let info = match parsed {
         Parsed::Ip(info) => info,
@@ -403,7 +401,7 @@ fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
         .set_len(info.l3_off + info.l3_len)
         .map_err(|_| DropReason::Malformed)?;
     match info.proto {
-        proto::TCP | proto::UDP | proto::SCTP => l4(ctx, frame, &info, miss),
+        proto::TCP | proto::UDP | proto::SCTP => l4(ctx, frame, &info),
         proto::ICMP => icmp(ctx, frame, &info),
         proto::ICMPV6 => {
             if matches!(info.icmp_type, 135 | 136) {
@@ -416,15 +414,9 @@ fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
     }
 }
 
-/// TCP/UDP/SCTP: the conn path. `miss`: the fast path already probed both directions and
-/// found no conn.
+/// TCP/UDP/SCTP: the conn path.
 #[inline]
-fn l4(
-    ctx: &mut Ctx,
-    frame: &mut Frame<'_>,
-    info: &PacketInfo,
-    miss: bool,
-) -> Result<(), DropReason> {
+fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), DropReason> {
     if info.frag == wire::Frag::NotFirst {
         return Err(DropReason::Fragment);
     }
@@ -437,19 +429,14 @@ fn l4(
     };
     let len = u32::try_from(info.l3_len).unwrap_or(u32::MAX);
     let conns = &ctx.shared.conns;
-    let found = if miss {
-        None
-    } else {
-        conns.lookup(
-            &key,
-            info.tcp_flags,
-            len,
-            ctx.now_ms,
-            ctx.index,
-            &ctx.snap.timeouts,
-        )
-    };
-    let hit = match found {
+    let hit = match conns.lookup(
+        &key,
+        info.tcp_flags,
+        len,
+        ctx.now_ms,
+        ctx.index,
+        &ctx.snap.timeouts,
+    ) {
         // The dest was deleted: the kernel silently drops the conn's packets (ip_vs_in).
         Some(h) if !h.dest_available => return Err(DropReason::NoDest),
         Some(h) => h,
