@@ -9,6 +9,8 @@
 //!   (N = 1k and 1M conns in the table).
 //! - `new_conn`: SYNs that each create a conn (wlc over 4 dests); the table is emptied between
 //!   samples (outside the timing) so it never fills.
+//! - `floor`: frames of an unknown ethertype, dropped at the first test: the cost of the
+//!   harness (inject, rx, recycle) and the loop that the others include.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::time::{Duration, Instant};
@@ -96,5 +98,29 @@ fn new_conn(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, established, new_conn);
+/// The harness alone: frames of an unknown ethertype, dropped at the first byte test (inject,
+/// rx, classify, recycle). What the other benchmarks spend outside the pipeline proper.
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(BURST as u64));
+    let (mut w, _conns) = rig::worker(12, 1024, 4 * BURST);
+    let frames: Vec<Vec<u8>> = (0..BURST as u32)
+        .map(|i| {
+            let mut f = rig::data(i);
+            f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+            f
+        })
+        .collect();
+    g.bench_function("floor", |b| {
+        b.iter(|| {
+            for f in &frames {
+                w.io_mut().inject(0, f);
+            }
+            w.poll(2);
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, floor, established, new_conn);
 criterion_main!(benches);

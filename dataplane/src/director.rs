@@ -292,6 +292,34 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_v4_index_finds_services_and_tells_vips_from_local_addresses() {
+        let mut cfg = config(0);
+        let mut fnat = cfg.services[0].clone();
+        fnat.key = ServiceKey::Inet {
+            proto: Protocol::Udp,
+            addr: "10.0.0.9".parse().unwrap(),
+            port: 0,
+        };
+        // A FULLNAT local address that is also the first service's VIP.
+        fnat.laddrs = vec!["10.0.0.1".parse().unwrap()];
+        cfg.services.push(fnat);
+        let d = Director::new(1);
+        d.apply(&cfg).unwrap();
+        let snap = d.snapshot();
+        let a = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(snap.find(Protocol::Tcp, a("10.0.0.1"), 80), Some(0));
+        assert_eq!(snap.find(Protocol::Tcp, a("10.0.0.1"), 81), None);
+        assert_eq!(snap.find(Protocol::Udp, a("10.0.0.1"), 80), None);
+        // Port 0: any port of the VIP.
+        assert_eq!(snap.find(Protocol::Udp, a("10.0.0.9"), 53), Some(1));
+        let bits = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap().to_bits();
+        // 10.0.0.1 is also a LIP: replies may be addressed to it.
+        assert!(!snap.vip_only_v4(bits("10.0.0.1")));
+        assert!(snap.vip_only_v4(bits("10.0.0.9")));
+        assert!(!snap.vip_only_v4(bits("10.0.0.2")));
+    }
+
+    #[test]
     fn dest_identity_survives_edits_and_raising_the_upper_threshold_clears_overload() {
         let d = Director::new(1);
         d.apply(&config(2)).unwrap();

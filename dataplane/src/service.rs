@@ -589,6 +589,8 @@ pub struct Snapshot {
     /// examples/pipeline_cost new).
     by_v4: hashbrown::HashMap<u64, usize>,
     owned: hashbrown::HashSet<IpAddr>,
+    /// IPv4 VIPs that are not also a FULLNAT local address (see [`Self::vip_only_v4`]).
+    vips_v4: hashbrown::HashSet<u32>,
 }
 
 /// The [`Snapshot`] IPv4 index key of (protocol number, address, port).
@@ -631,6 +633,20 @@ impl Snapshot {
             }
             owned.extend(s.conf.laddrs.iter().copied());
         }
+        let lips: hashbrown::HashSet<IpAddr> = services
+            .iter()
+            .flat_map(|s| s.conf.laddrs.iter().copied())
+            .collect();
+        let vips_v4 = services
+            .iter()
+            .filter_map(|s| match s.conf.key {
+                ServiceKey::Inet {
+                    addr: a @ IpAddr::V4(v4),
+                    ..
+                } if !lips.contains(&a) => Some(v4.to_bits()),
+                _ => None,
+            })
+            .collect();
         Self {
             generation,
             services,
@@ -638,6 +654,7 @@ impl Snapshot {
             by_key,
             by_v4,
             owned,
+            vips_v4,
         }
     }
 
@@ -654,6 +671,15 @@ impl Snapshot {
     #[must_use]
     pub fn owns(&self, addr: &IpAddr) -> bool {
         self.owned.contains(addr)
+    }
+
+    /// Whether the IPv4 address `a` (host order) is a VIP and not a FULLNAT local address: a
+    /// packet to it is never a reply (NAT replies go to clients, FULLNAT replies to LIPs), so
+    /// the conn lookup need not probe the reply direction.
+    #[inline]
+    #[must_use]
+    pub fn vip_only_v4(&self, a: u32) -> bool {
+        self.vips_v4.contains(&a)
     }
 
     /// The service a new connection to `dst:dport` belongs to: the exact service first, then

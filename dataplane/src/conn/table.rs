@@ -737,7 +737,9 @@ impl ConnTable {
 
     /// [`Self::lookup`] for an IPv4 TCP/UDP packet, without `IpAddr`s: the worker's fast path.
     /// Same semantics (client -> VIP probe first, then the reply direction; a due conn is
-    /// removed and missed).
+    /// removed and missed), except that the reply direction is probed only when
+    /// `maybe_reply()` says the packet could be one (the caller knows its VIPs).
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn lookup_v4(
         &self,
@@ -747,10 +749,16 @@ impl ConnTable {
         now_ms: u64,
         worker: usize,
         t: &Timeouts,
+        maybe_reply: impl FnOnce() -> bool,
     ) -> Option<HitV4> {
         let pkt = self.packet(tcp_flags, len, now_ms, worker);
-        self.probe_v4(key, Dir::Input, &pkt, t)
-            .or_else(|| self.probe_v4(key, Dir::Output, &pkt, t))
+        self.probe_v4(key, Dir::Input, &pkt, t).or_else(|| {
+            if maybe_reply() {
+                self.probe_v4(key, Dir::Output, &pkt, t)
+            } else {
+                None
+            }
+        })
     }
 
     /// [`Self::probe_a`] for IPv4 keys.

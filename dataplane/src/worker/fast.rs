@@ -101,13 +101,15 @@ pub(super) fn v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Fast {
     #[allow(clippy::cast_possible_truncation)] // INVARIANT: tl <= 65535.
     let len = tl as u32;
     let conns = &ctx.shared.conns;
+    let snap = &ctx.snap;
     match conns.lookup_v4(
         &key,
         tcp_flags,
         len,
         ctx.now_ms,
         ctx.index,
-        &ctx.snap.timeouts,
+        &snap.timeouts,
+        || !snap.vip_only_v4(key.dst),
     ) {
         Some(hit) => Fast::Done(forward_v4(ctx, frame, &hit, tl)),
         None => Fast::Miss,
