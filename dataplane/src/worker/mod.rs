@@ -6,6 +6,12 @@
 //! resolve the next hop's MAC, write L2), transmit the survivors in one `tx_burst`, recycle the
 //! rest, expire a bounded number of conns, and let the backend do its housekeeping.
 //!
+//! Two paths run a frame: the IPv4 fast path (`fast.rs`: untagged IPv4 TCP/UDP of NAT, FULLNAT
+//! and DR conns, and the first packet of such a conn) and the general path here (everything:
+//! IPv6, VLANs, ICMP, ARP/ND, TUN, MTU and TTL answers, held frames). The fast path declines a
+//! frame before changing anything, or hands a found conn's packet to the general rewrite, so
+//! both give the same bytes; `tests/fastpath.rs` checks that.
+//!
 //! Invariants: every received descriptor ends in exactly one of the tx or drop arrays or the
 //! hold queue (frames waiting up to `HOLD_MS` for a next hop's MAC, as the kernel's neighbour
 //! queue does); every
