@@ -123,6 +123,11 @@ pub struct DataplaneOpts {
     /// is invalid, so its clients are scheduled afresh.
     #[arg(long)]
     pub expire_quiescent_template: bool,
+    /// IPVS's conn_reuse_mode sysctl: 1 (default) lets a client's SYN that finds its previous
+    /// TCP conn in TIME_WAIT or CLOSE expire it and be scheduled afresh; 3 also reuses a DR/TUN
+    /// conn in FIN_WAIT; 0 keeps such a SYN on the old conn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub conn_reuse_mode: u8,
     /// Complete TCP/UDP checksums that a local sender left partial (veth TX offload); costs a
     /// pass over each payload. Real NICs never need it.
     #[arg(long)]

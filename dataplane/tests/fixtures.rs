@@ -871,3 +871,61 @@ fn no_dest_available_answers_port_unreachable_as_ip_vs_leave() {
     let answered = w.io_mut().take_tx().len();
     assert!((40..=50).contains(&answered), "rate-limited: {answered}");
 }
+
+/// conn_reuse_mode (default 1), on both paths: a client's SYN that finds its previous conn
+/// reset (CLOSE) or in TIME_WAIT is scheduled afresh (rr moves on to the other dest) instead of
+/// following the old conn; an established conn's SYN stays on it.
+#[test]
+fn syn_on_a_closed_conn_is_scheduled_afresh() {
+    use xvs_dataplane::service::{FwdMode, Protocol};
+    for fast in [true, false] {
+        let cfg = xvs_dataplane::service::Config {
+            services: vec![service(
+                Protocol::Tcp,
+                "198.18.1.110",
+                80,
+                "rr",
+                vec![
+                    dest("198.18.2.10", 8080, FwdMode::Masq),
+                    dest("198.18.2.11", 8080, FwdMode::Masq),
+                ],
+            )],
+            ..Default::default()
+        };
+        let (mut w, _, conns) = worker_with(&cfg, 1024);
+        w.set_fast_path(fast);
+        let to = |out: &[(u16, Vec<u8>)]| info(&out[0].1).dst;
+        let syn = tcp(C_MAC, D0, "198.18.1.2", 40000, "198.18.1.110", 80, SYN, 64);
+        let first = to(&step(&mut w, 0, &syn, 1));
+        // The dest resets: CLOSE. The client's next SYN from the same port is a new conn.
+        let rst = tcp(
+            R_MAC,
+            D1,
+            &first.to_string(),
+            8080,
+            "198.18.1.2",
+            40000,
+            RST,
+            64,
+        );
+        assert_eq!(step(&mut w, 1, &rst, 2).len(), 1);
+        let second = to(&step(&mut w, 0, &syn, 3));
+        assert_ne!(first, second, "fast={fast}: rescheduled");
+        assert_eq!(conns.len(), 1);
+        // Established: a stray SYN stays on the conn.
+        let synack = tcp(
+            R_MAC,
+            D1,
+            &second.to_string(),
+            8080,
+            "198.18.1.2",
+            40000,
+            SYN | ACK,
+            64,
+        );
+        step(&mut w, 1, &synack, 4);
+        let ack = tcp(C_MAC, D0, "198.18.1.2", 40000, "198.18.1.110", 80, ACK, 64);
+        step(&mut w, 0, &ack, 5);
+        assert_eq!(to(&step(&mut w, 0, &syn, 6)), second, "fast={fast}: kept");
+    }
+}

@@ -55,6 +55,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     conns.set_defence(dp.defence());
     conns.set_expire_quiescent_template(dp.expire_quiescent_template);
+    conns.set_conn_reuse_mode(dp.conn_reuse_mode);
     if dp.offline() {
         return offline(cli, director, conns);
     }

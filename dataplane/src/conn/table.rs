@@ -432,6 +432,7 @@ pub struct ConnTable {
     seed: u64,
     layout: PortLayout,
     expire_quiescent_template: AtomicBool,
+    conn_reuse_mode: AtomicU8,
     defence_mode: AtomicU8,
     amemthresh: AtomicUsize,
     defence_min_age_ms: AtomicU32,
@@ -486,6 +487,7 @@ impl ConnTable {
             seed,
             layout: PortLayout::new(SHARD_BITS, workers),
             expire_quiescent_template: AtomicBool::new(false),
+            conn_reuse_mode: AtomicU8::new(1),
             defence_mode: AtomicU8::new(DefenceMode::Off as u8),
             amemthresh: AtomicUsize::new(Defence::default().amemthresh),
             defence_min_age_ms: AtomicU32::new(Defence::default().min_age_ms),
@@ -608,6 +610,37 @@ impl ConnTable {
     #[must_use]
     pub fn defence_dropped(&self) -> u64 {
         self.defence_dropped.load(Ordering::Relaxed)
+    }
+
+    /// The sysctl `conn_reuse_mode` (default 1): with bit 0 set, a SYN that finds its client's
+    /// previous TCP conn in TIME_WAIT or CLOSE (and not controlled by a template) expires that
+    /// conn and is scheduled afresh, as `ip_vs_in` does with `is_new_conn_expected`; bit 1 also
+    /// reuses a FIN_WAIT conn that never saw a reply (DR/TUN). 0: such a SYN stays on the old
+    /// conn (and its dest).
+    pub fn set_conn_reuse_mode(&self, mode: u8) {
+        self.conn_reuse_mode.store(mode & 3, Ordering::Relaxed);
+    }
+
+    /// Whether a SYN arriving on `c` in the Input direction expires it so that the SYN is
+    /// scheduled anew (see [`Self::set_conn_reuse_mode`]).
+    #[inline]
+    fn reuse<A: Addr>(&self, c: &Conn<A>, dir: Dir, pkt: &Packet) -> bool {
+        if dir != Dir::Input
+            || pkt.flags & state::tcp_flags::SYN == 0
+            || c.proto != proto::TCP
+            || !pkt.update
+            || c.link != NO_LINK
+            || c.flags & cf::TEMPLATE != 0
+        {
+            return false;
+        }
+        let mode = self.conn_reuse_mode.load(Ordering::Relaxed);
+        mode & 1 != 0
+            && (c.state == state::tcp::TIME_WAIT
+                || c.state == state::tcp::CLOSE
+                || (mode & 2 != 0
+                    && c.state == state::tcp::FIN_WAIT
+                    && c.flags & cf::NOOUTPUT != 0))
     }
 
     /// The sysctl `expire_quiescent_template`: templates whose dest has weight 0 are invalid.
@@ -788,7 +821,8 @@ impl ConnTable {
             match found {
                 Some(e) => {
                     let slot = e & E_SLOT;
-                    if slab.slots[slot as usize].expires_ms <= pkt.now_ms {
+                    let c = &slab.slots[slot as usize];
+                    if c.expires_ms <= pkt.now_ms || self.reuse(c, dir, pkt) {
                         let r = self.remove_slot(index, slab, lips, slot);
                         (None, r.release, None)
                     } else {
@@ -903,7 +937,8 @@ impl ConnTable {
         t: &Timeouts,
     ) -> (Option<Hit>, Option<u32>, Option<u32>) {
         let slot = e & E_SLOT;
-        if slab.slots[slot as usize].expires_ms <= pkt.now_ms {
+        let c = &slab.slots[slot as usize];
+        if c.expires_ms <= pkt.now_ms || self.reuse(c, dir, pkt) {
             let r = self.remove_slot(index, slab, lips, slot);
             return (None, r.release, None);
         }
@@ -1837,6 +1872,8 @@ mod tests {
     #[test]
     fn nat_walk_counts_and_timeouts() {
         let t = ConnTable::with_bits(12, 100, 2).unwrap();
+        // The state table itself: a SYN in TIME_WAIT follows it (conn_reuse_mode 0).
+        t.set_conn_reuse_mode(0);
         let (d, s) = (dest(1), svc());
         let tu = tuple(proto::TCP, "203.0.113.7", 40000);
         let hit = t
@@ -1878,6 +1915,106 @@ mod tests {
     }
 
     /// DR: INPUT_ONLY row always; the reply direction never matches.
+    #[test]
+    fn conn_reuse_mode_reschedules_a_syn_on_a_closed_conn() {
+        let (d, s) = (dest(1), svc());
+        let tu = tuple(proto::TCP, "203.0.113.7", 40000);
+        let inn = tu.in_key();
+        // NAT replies: from the dest to the client (a non-FULLNAT conn's laddr is the client).
+        let mut nat = tu;
+        (nat.laddr, nat.lport) = (tu.caddr, tu.cport);
+        let out = nat.out_key();
+        // (reuse mode, FwdMode, walk to the state, whether a new SYN then misses)
+        let cases: &[(u8, FwdMode, &[(FlowKey, u8)], bool)] = &[
+            // NAT conn closed by FIN both ways: TIME_WAIT.
+            (
+                1,
+                FwdMode::Masq,
+                &[(inn, tf::FIN | tf::ACK), (out, tf::FIN | tf::ACK)],
+                true,
+            ),
+            // Reset: CLOSE.
+            (1, FwdMode::Masq, &[(out, tf::RST)], true),
+            // Mode 0: the SYN stays on the old conn.
+            (0, FwdMode::Masq, &[(out, tf::RST)], false),
+            // ESTABLISHED: never reused.
+            (
+                1,
+                FwdMode::Masq,
+                &[(out, tf::SYN | tf::ACK), (inn, tf::ACK)],
+                false,
+            ),
+            // DR: FIN_WAIT without a reply seen is reused only with bit 1.
+            (
+                1,
+                FwdMode::Route,
+                &[(inn, tf::ACK), (inn, tf::FIN | tf::ACK)],
+                false,
+            ),
+            (
+                3,
+                FwdMode::Route,
+                &[(inn, tf::ACK), (inn, tf::FIN | tf::ACK)],
+                true,
+            ),
+        ];
+        for (i, &(mode, fwd, walk, misses)) in cases.iter().enumerate() {
+            let t = ConnTable::with_bits(12, 100, 1).unwrap();
+            t.set_conn_reuse_mode(mode);
+            t.create(new_conn(tu, fwd, &d, &s), 1000, 0, &T).unwrap();
+            let mut now = 1000;
+            for &(k, f) in walk {
+                now += 10;
+                assert!(
+                    t.lookup(&k, f, 60, now, 0, &T).is_some(),
+                    "walk of case {i}"
+                );
+            }
+            now += 10;
+            let again = t.lookup(&inn, tf::SYN, 60, now, 0, &T);
+            assert_eq!(again.is_none(), misses, "case {i}");
+            assert_eq!(t.len(), usize::from(!misses), "case {i}");
+            if misses {
+                // The old conn is gone from its dest's counters too.
+                assert_eq!(counts(&d), (0, 0, 0), "case {i}");
+            }
+            t.flush();
+        }
+        // A controlled conn (persistence) is never reused.
+        let t = ConnTable::with_bits(12, 100, 1).unwrap();
+        let tk = TemplateKey::new(
+            &crate::service::ServiceConf {
+                key: crate::service::ServiceKey::Inet {
+                    proto: crate::service::Protocol::Tcp,
+                    addr: tu.vaddr,
+                    port: tu.vport,
+                },
+                sched_name: "rr".into(),
+                flags: crate::service::svc_flags::PERSISTENT,
+                timeout_s: 300,
+                netmask: u32::MAX,
+                pe_name: None,
+                dests: vec![],
+                laddrs: vec![],
+            },
+            proto::TCP,
+            tu.caddr,
+            tu.vaddr,
+            tu.vport,
+        );
+        let tref = t
+            .template_create(&tk, tu.daddr, tu.dport, Arc::clone(&d), 300_000, 1000)
+            .unwrap();
+        let mut nc = new_conn(tu, FwdMode::Masq, &d, &s);
+        nc.control = Some(tref);
+        t.create(nc, 1000, 0, &T).unwrap();
+        t.lookup(&out, tf::RST, 60, 1010, 0, &T).expect("reset");
+        let again = t
+            .lookup(&inn, tf::SYN, 60, 1020, 0, &T)
+            .expect("controlled: kept");
+        assert_eq!(again.state, tcp::SYN_RECV);
+    }
+
     #[test]
     fn dr_walk_input_only() {
         let t = ConnTable::with_bits(12, 100, 1).unwrap();
