@@ -3,9 +3,10 @@
 //! through each system under test: the bare AF_XDP forwarder (the I/O floor), kernel
 //! forwarding, an nftables DNAT load balancer (`numgen inc` round robin, kube-proxy nftables
 //! style) and xvs (NAT with 1 and 2 workers, DR, TUN, FULLNAT). Several repetitions each;
-//! medians, spreads, ratios to the floor and to nftables; then the deterministic per-packet
-//! cost (callgrind over `pipeline_cost`) and the MemIo scaling run. Writes `RESULTS.md`, the
-//! raw `results.json` and PNG plots into `--out`.
+//! medians, spreads, ratios to the floor and to nftables; then the table phase (one xvsd whose
+//! conn table is filled to 1k ... 10M conns: its RSS per conn and established-flow pps at each
+//! size), the deterministic per-packet cost (callgrind over `pipeline_cost`) and the MemIo
+//! scaling run. Writes `RESULTS.md`, the raw `results.json` and PNG plots into `--out`.
 //!
 //! Topology of one run (prefix unique per process and run, 198.18.0.0/15 only):
 //! ```text
@@ -47,7 +48,7 @@ struct Cli {
     /// Repetitions per (scenario, system).
     #[arg(long)]
     reps: Option<usize>,
-    /// Seconds of traffic per run.
+    /// Seconds of traffic per run (default 3; --quick 2).
     #[arg(long)]
     secs: Option<f64>,
     /// Systems (comma separated): floor, kernel, nft, xvs-nat-1, xvs-nat-2, xvs-dr-1,
@@ -75,6 +76,23 @@ struct Cli {
     /// Skip the plots.
     #[arg(long)]
     no_plots: bool,
+    /// Conn-table sizes of the table phase, ascending (comma separated; default 1000,10000,
+    /// 100000,1000000,10000000, with --quick up to 1000000).
+    #[arg(long, value_delimiter = ',')]
+    table_levels: Vec<u64>,
+    /// Skip the table phase (xvsd's RSS and pps against conns in the table).
+    #[arg(long)]
+    no_table: bool,
+    /// Only the table phase: no scenarios, callgrind or scaling run.
+    #[arg(long, conflicts_with = "no_table")]
+    table_only: bool,
+    /// What fills the table in the table phase (and what traffic is measured over it).
+    #[arg(long, value_enum, default_value_t = TableKind::Udp)]
+    table_kind: TableKind,
+    /// Packets per second of the table phase's first fill pass (later passes slow down when
+    /// a pass lost much).
+    #[arg(long, default_value_t = 250_000)]
+    fill_rate: u64,
     /// Niceness of the generator, sink and director processes (negative: ahead of the other
     /// builds sharing the machine; 0 to run unprivileged in priority).
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
@@ -419,6 +437,7 @@ fn install_cleanup() -> Result<()> {
     Ok(())
 }
 
+#[derive(Clone)]
 struct Bins {
     pktgen: String,
     xvsd: String,
@@ -789,6 +808,350 @@ fn run_one(sc: &Scenario, sys: &System, rep: usize, seq: usize, cx: &Ctx<'_>) ->
     })
 }
 
+/// Client addresses of the table phase: 256 x 64000 source ports = 16.4M distinct (address,
+/// port) pairs, enough for the largest level.
+const TABLE_CLIENTS: u32 = 256;
+/// Fill passes over `[0, level)` before a level counts as not reached.
+const TABLE_PASSES: u32 = 5;
+/// A pass that leaves more than 1/this of a level missing makes the next pass slower by 1/3.
+const TABLE_SLOWDOWN_AT: u64 = 50;
+
+/// What fills the table in the table phase, and what is measured over it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum TableKind {
+    /// One UDP datagram per flow creates the conn (UDP timeout 300 s); then UDP 64 B over
+    /// every flow.
+    Udp,
+    /// One SYN per conn (SYN_RECV, 60 s); then TCP ACK+PSH 76 B over every conn (which
+    /// establishes it). A level whose fill takes near 60 s loses its first conns again.
+    Syn,
+}
+
+impl TableKind {
+    /// Generator arguments that create conns `0..n` (once each), at `rate`.
+    fn fill_args(self, n: u64, rate: u64) -> Vec<String> {
+        let mut v = match self {
+            Self::Udp => vec![
+                s("--kind"),
+                s("udp"),
+                s("--flows"),
+                n.to_string(),
+                s("--size"),
+                s("64"),
+            ],
+            Self::Syn => vec![s("--kind"), s("syn")],
+        };
+        v.extend([
+            s("--clients"),
+            TABLE_CLIENTS.to_string(),
+            s("--count"),
+            n.to_string(),
+            s("--rate"),
+            rate.to_string(),
+        ]);
+        v
+    }
+
+    /// Generator arguments for flat-out traffic over conns `0..n` (all created by the fill).
+    fn traffic_args(self, n: u64) -> Vec<String> {
+        let mut v = match self {
+            Self::Udp => vec![s("--kind"), s("udp"), s("--size"), s("64")],
+            Self::Syn => vec![
+                s("--kind"),
+                s("tcp"),
+                s("--no-open"),
+                s("--size"),
+                s("76"),
+            ],
+        };
+        v.extend([
+            s("--flows"),
+            n.to_string(),
+            s("--clients"),
+            TABLE_CLIENTS.to_string(),
+        ]);
+        v
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::Udp => {
+                "one UDP datagram per conn (the UDP timeout, 300 s, keeps them); the traffic: \
+                 UDP 64 B"
+            }
+            Self::Syn => {
+                "one SYN per conn (the SYN_RECV timeout, 60 s, keeps them); the traffic: TCP \
+                 ACK+PSH 76 B, which establishes them"
+            }
+        }
+    }
+}
+
+/// One level of the table phase: the conn table filled to `target` conns, xvsd's RSS, then
+/// pps over those conns.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+struct Level {
+    /// Conns asked for: conns 0..target from distinct (client, port) pairs.
+    target: u64,
+    /// Conns in the table once filled (xvsd's ActiveConn + InActConn over all dests).
+    conns: u64,
+    /// Conns in the table after the pps measurements.
+    conns_after: u64,
+    /// Fill passes over `[0, target)`, and the rate of each (packets lost on the way are sent
+    /// again; a packet of a conn already in the table only refreshes its timer).
+    pass_rates: Vec<u64>,
+    /// Conns in the table after each fill pass.
+    pass_conns: Vec<u64>,
+    /// Packets the generator sent to fill this level, all passes.
+    fill_sent: u64,
+    /// Seconds the fill took, all passes.
+    fill_secs: f64,
+    /// xvsd's VmRSS (bytes) once filled.
+    rss: u64,
+    /// Delivered pps of each repetition (flat out over all `target` conns).
+    pps: Vec<f64>,
+    /// Generator pps of each repetition.
+    sent_pps: Vec<f64>,
+}
+
+/// The table phase: xvsd (NAT, 1 worker) with its table at increasing sizes.
+#[derive(Clone, Debug, serde::Serialize)]
+struct TablePhase {
+    /// What fills the table and what is measured.
+    kind: TableKind,
+    /// xvsd's VmRSS (bytes) configured, before the first conn.
+    rss_idle: u64,
+    /// The conn table's own figure for one IPv4 NAT conn (slot + index entry), bytes.
+    table_bytes_per_conn: usize,
+    /// Rate of the first fill pass (pps).
+    fill_rate: u64,
+    /// Levels filled and measured, ascending.
+    levels: Vec<Level>,
+    /// Why the phase stopped early, if it did.
+    stopped: Option<String>,
+}
+
+impl Level {
+    /// (RSS now - RSS idle) / conns.
+    // Byte counts are below 2^53.
+    #[allow(clippy::cast_precision_loss)]
+    fn rss_per_conn(&self, idle: u64) -> f64 {
+        self.rss.saturating_sub(idle) as f64 / self.conns.max(1) as f64
+    }
+}
+
+/// Sum of ActiveConn and InActConn over every dest of `xvsadm -Ln`: the conns in the table
+/// (the table phase creates no templates). A listing of services and dests, so it costs the
+/// same at 10M conns as at 10 (`-Lnc` would list every conn).
+fn table_conns(xvsadm: &str, sock: &Path) -> Result<u64> {
+    let out = Command::new(xvsadm)
+        .arg("-Ln")
+        .env("XVS_SOCKET", sock)
+        .output()
+        .context("running xvsadm -Ln")?;
+    if !out.status.success() {
+        bail!("xvsadm -Ln: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut n = 0u64;
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        // "  -> RIP:PORT  Masq  1  ActiveConn  InActConn" (the header row has no numbers).
+        let Some(row) = l.strip_prefix("  ->") else {
+            continue;
+        };
+        let f: Vec<&str> = row.split_whitespace().collect();
+        if let [.., a, i] = f.as_slice()
+            && let (Ok(a), Ok(i)) = (a.parse::<u64>(), i.parse::<u64>())
+        {
+            n += a + i;
+        }
+    }
+    Ok(n)
+}
+
+/// Run a sink on `s0` and a generator on `g0` (1 queue each) until both are done.
+fn traffic(
+    t: &Topo,
+    bins: &Bins,
+    dir: &Path,
+    tag: &str,
+    gen_extra: &[String],
+    gen_secs: f64,
+) -> Result<(GenReport, SinkReport)> {
+    let sink_ready = dir.join(format!("{tag}.sink.ready"));
+    let sink_json = dir.join(format!("{tag}.sink.json"));
+    let gen_json = dir.join(format!("{tag}.gen.json"));
+    let guard = gen_secs + 30.0;
+    let sink_args = vec![
+        bins.pktgen.clone(),
+        s("sink"),
+        s("--iface"),
+        s("s0"),
+        s("--secs"),
+        format!("{guard}"),
+        s("--idle-exit"),
+        s("1"),
+        s("--json"),
+        sink_json.display().to_string(),
+        s("--ready"),
+        sink_ready.display().to_string(),
+    ];
+    let mut sink = Proc::spawn(
+        "sink",
+        &t.exec(&t.s, "0", &sink_args),
+        &dir.join(format!("{tag}.sink.log")),
+    )?;
+    wait_file(&sink_ready, &mut sink)?;
+    let mut gen_args = vec![
+        bins.pktgen.clone(),
+        s("gen"),
+        s("--iface"),
+        s("g0"),
+        s("--dst-mac"),
+        t.d0_mac.clone(),
+        s("--dst"),
+        s(VIP),
+        s("--secs"),
+        format!("{gen_secs}"),
+        s("--json"),
+        gen_json.display().to_string(),
+    ];
+    gen_args.extend_from_slice(gen_extra);
+    let mut generator = Proc::spawn(
+        "generator",
+        &t.exec(&t.g, "0", &gen_args),
+        &dir.join(format!("{tag}.gen.log")),
+    )?;
+    if !generator.wait(Duration::from_secs_f64(gen_secs + 90.0))? {
+        bail!("the generator did not finish");
+    }
+    if !sink.wait(Duration::from_secs_f64(guard + 5.0))? {
+        bail!("the sink did not finish");
+    }
+    Ok((read_json(&gen_json)?, read_json(&sink_json)?))
+}
+
+/// What the table phase needs besides the shared context.
+struct TablePlan<'a> {
+    kind: TableKind,
+    levels: &'a [u64],
+    reps: usize,
+    fill_rate: u64,
+}
+
+/// Fill xvsd's table (NAT, 1 worker) to each level in turn with conns from distinct (client,
+/// port) pairs, check that the table really holds that many conns, read xvsd's RSS, then
+/// measure flat-out pps over exactly those conns. One topology and one xvsd throughout, so
+/// the levels build on each other; each level's fill covers its whole range again, which
+/// re-creates what was lost on the way and refreshes the older conns' timers.
+fn table_phase(cx: &Ctx<'_>, plan: &TablePlan<'_>, seq: usize) -> Result<TablePhase> {
+    let top = plan.levels.iter().copied().max().unwrap_or(0);
+    let dir = cx.work.join("table");
+    std::fs::create_dir_all(&dir)?;
+    let prefix = format!("xb{}t{seq}", std::process::id() % 10_000);
+    let t = Topo::build(&prefix, 1, cx.nice)?;
+    let mut bins = cx.bins.clone();
+    // Room for every level. conn_tab_bits stays at its default (12): the table reserves
+    // 2^bits entries up front and grows from there, so RSS growth over the idle daemon is
+    // what the conns cost (with --conn-tab-bits 20 the idle daemon already holds the slabs
+    // and index of 1M conns resident, about 94 MiB more, and the growth up to 1M is zero).
+    bins.xvsd_extra
+        .extend([s("--max-conns"), (top + top / 4 + 65_536).to_string()]);
+    let sys = System::Xvs {
+        mode: "nat",
+        workers: 1,
+    };
+    let director = start_director(&sys, &t, &bins, &dir, 0.0)?
+        .ok_or_else(|| anyhow!("xvsd did not start"))?;
+    // `ip netns exec`, `nice` and `taskset` exec in place: the child's pid is xvsd's.
+    let pid = director.child.id();
+    let sock = dir.join("xvs.sock");
+    let conns = || table_conns(&bins.xvsadm, &sock);
+    let rss = || rss_of(pid).ok_or_else(|| anyhow!("no VmRSS for xvsd ({pid})"));
+    let mut out = TablePhase {
+        kind: plan.kind,
+        rss_idle: rss()?,
+        table_bytes_per_conn: xvs_dataplane::conn::ConnTable::bytes_per_conn(),
+        fill_rate: plan.fill_rate,
+        levels: Vec::new(),
+        stopped: None,
+    };
+    for &n in plan.levels {
+        // Every level starts at the planned rate: a slowdown was for a moment of this shared
+        // machine, not for good.
+        let mut rate = plan.fill_rate.max(1);
+        let mut lv = Level {
+            target: n,
+            ..Level::default()
+        };
+        eprint!("xvs-bench: table {n} conns: fill ... ");
+        let started = Instant::now();
+        while lv.pass_rates.len() < TABLE_PASSES as usize {
+            lv.pass_rates.push(rate);
+            // Counts are below 2^53.
+            #[allow(clippy::cast_precision_loss)]
+            let secs = n as f64 / rate as f64;
+            let (g, _) = traffic(
+                &t,
+                &bins,
+                &dir,
+                &format!("fill-{n}-{}", lv.pass_rates.len()),
+                &plan.kind.fill_args(n, rate),
+                secs * 2.0 + 10.0,
+            )?;
+            lv.fill_sent += g.sent;
+            lv.conns = conns()?;
+            lv.pass_conns.push(lv.conns);
+            if lv.conns >= n {
+                break;
+            }
+            // Much lost: the director (or this shared machine) cannot take this rate now.
+            if n - lv.conns > n / TABLE_SLOWDOWN_AT {
+                rate = (rate * 2 / 3).max(10_000);
+            }
+        }
+        lv.fill_secs = started.elapsed().as_secs_f64();
+        lv.rss = rss()?;
+        eprint!(
+            "{:?} conns after {} pass(es) at {:?} pps, {:.0} s, RSS {:.1} MiB; pps",
+            lv.pass_conns,
+            lv.pass_rates.len(),
+            lv.pass_rates,
+            lv.fill_secs,
+            mib(lv.rss)
+        );
+        if lv.conns != n {
+            eprintln!();
+            out.stopped = Some(format!(
+                "level {n}: the table holds {} conns after {} fill passes",
+                lv.conns,
+                lv.pass_rates.len()
+            ));
+            out.levels.push(lv);
+            break;
+        }
+        for rep in 0..plan.reps {
+            let (g, sk) = traffic(
+                &t,
+                &bins,
+                &dir,
+                &format!("pps-{n}-{rep}"),
+                &plan.kind.traffic_args(n),
+                cx.secs,
+            )?;
+            eprint!(" {:.0}", sk.delivered_pps);
+            lv.pps.push(sk.delivered_pps);
+            lv.sent_pps.push(g.pps);
+        }
+        lv.conns_after = conns()?;
+        eprintln!(" (table after: {})", lv.conns_after);
+        out.levels.push(lv);
+    }
+    drop(director);
+    drop(t);
+    Ok(out)
+}
+
 /// Median, min, max of a non-empty sample.
 fn stats(v: &[f64]) -> (f64, f64, f64) {
     let mut x = v.to_vec();
@@ -911,7 +1274,9 @@ fn main() -> Result<()> {
         xvsd_extra: cli.xvsd_arg.clone(),
     };
     let reps = cli.reps.unwrap_or(if cli.quick { 1 } else { 3 });
-    let secs = cli.secs.unwrap_or(if cli.quick { 2.0 } else { 4.0 });
+    // 3 s per run keeps the whole default invocation (96 runs plus the table phase's fill
+    // of 10M conns) under 15 minutes on the 2-core machine.
+    let secs = cli.secs.unwrap_or(if cli.quick { 2.0 } else { 3.0 });
     let systems: Vec<String> = if cli.systems.is_empty() {
         let v: &[&str] = if cli.quick {
             &["floor", "kernel", "nft", "xvs-nat-1"]
@@ -935,7 +1300,9 @@ fn main() -> Result<()> {
         .iter()
         .map(|x| System::parse(x))
         .collect::<Result<_>>()?;
-    let scen_names: Vec<String> = if cli.scenarios.is_empty() {
+    let scen_names: Vec<String> = if cli.table_only {
+        Vec::new()
+    } else if cli.scenarios.is_empty() {
         let v: &[&str] = if cli.quick {
             &["udp", "syn"]
         } else {
@@ -988,8 +1355,41 @@ fn main() -> Result<()> {
         }
     }
 
+    let mut table: Option<TablePhase> = None;
+    if !cli.no_table {
+        let levels: Vec<u64> = if cli.table_levels.is_empty() {
+            // --quick stops at 1M conns (a few seconds of fill); 10M take about a minute.
+            let top = if cli.quick { 1_000_000 } else { 10_000_000 };
+            [1_000, 10_000, 100_000, 1_000_000, 10_000_000]
+                .into_iter()
+                .filter(|&n| n <= top)
+                .collect()
+        } else {
+            cli.table_levels.clone()
+        };
+        let plan = TablePlan {
+            kind: cli.table_kind,
+            levels: &levels,
+            reps,
+            fill_rate: cli.fill_rate,
+        };
+        seq += 1;
+        match table_phase(&cx, &plan, seq) {
+            Ok(t) => {
+                if let Some(why) = &t.stopped {
+                    failures.push(format!("table phase stopped: {why}"));
+                }
+                table = Some(t);
+            }
+            Err(e) => {
+                eprintln!("xvs-bench: table phase failed: {e:#}");
+                failures.push(format!("table phase: {e:#}"));
+            }
+        }
+    }
+
     let mut cost: Vec<(String, f64)> = Vec::new();
-    if !cli.no_cost {
+    if !cli.no_cost && !cli.table_only {
         let bin = cli
             .cost_bin
             .clone()
@@ -1011,7 +1411,7 @@ fn main() -> Result<()> {
     }
 
     let mut scal: Vec<Scaling> = Vec::new();
-    if !cli.no_scaling {
+    if !cli.no_scaling && !cli.table_only {
         let t = if cli.quick { 0.5 } else { 3.0 };
         for threads in [1, 2] {
             eprint!("xvs-bench: scaling {threads} thread(s) ... ");
@@ -1045,16 +1445,17 @@ fn main() -> Result<()> {
         "runs": slim,
         "cost": cost,
         "scaling": scal,
+        "table": table,
         "failures": failures,
     });
     std::fs::write(
         cli.out.join("results.json"),
         serde_json::to_string_pretty(&raw)?,
     )?;
-    let table = summarize(&runs, &scenarios, &systems);
+    let summary = summarize(&runs, &scenarios, &systems);
     let mut plots = Vec::new();
     if !cli.no_plots {
-        match plot::all(&cli.out, &table, &runs, &scenarios) {
+        match plot::all(&cli.out, &summary, &runs, &scenarios, table.as_ref()) {
             Ok(p) => plots = p,
             Err(e) => failures.push(format!("plots: {e:#}")),
         }
@@ -1063,7 +1464,8 @@ fn main() -> Result<()> {
         cli: &cli,
         reps,
         secs,
-        table: &table,
+        table: &summary,
+        conn_table: table.as_ref(),
         runs: &runs,
         scenarios: &scenarios,
         cost: &cost,
@@ -1116,6 +1518,7 @@ struct Report<'a> {
     reps: usize,
     secs: f64,
     table: &'a Table,
+    conn_table: Option<&'a TablePhase>,
     runs: &'a [Run],
     scenarios: &'a [Scenario],
     cost: &'a [(String, f64)],
@@ -1298,8 +1701,45 @@ fn results_md(r: &Report<'_>) -> String {
         }
         let _ = writeln!(o);
     }
+    if let Some(t) = r.conn_table {
+        table_md(&mut o, t, r);
+    }
     // Targets (issue 6), reported, not asserted.
     let _ = writeln!(o, "## Targets (reported, not asserted)\n");
+    if let Some(t) = r.conn_table {
+        let at: Vec<String> = t
+            .levels
+            .iter()
+            .filter(|l| l.target >= 1_000_000 && l.conns == l.target)
+            .map(|l| {
+                format!(
+                    "{:.0} B at {} conns",
+                    l.rss_per_conn(t.rss_idle),
+                    conns_fmt(l.target)
+                )
+            })
+            .collect();
+        if !at.is_empty() {
+            let worst = t
+                .levels
+                .iter()
+                .filter(|l| l.target >= 1_000_000 && l.conns == l.target)
+                .map(|l| l.rss_per_conn(t.rss_idle))
+                .fold(0.0, f64::max);
+            let verdict = if worst <= 128.0 {
+                "met".to_string()
+            } else {
+                format!("missed by {:.0} B", worst - 128.0)
+            };
+            let _ = writeln!(
+                o,
+                "- Memory per conn, xvsd's RSS growth over its conns: {} (target <= 128 B: {verdict}; \
+                 the table's own figure: {} B).",
+                at.join(", "),
+                t.table_bytes_per_conn
+            );
+        }
+    }
     let get = |sc: &str, sys: &str| r.table.get(&(sc.into(), sys.into())).map(|x| x.0);
     if let (Some(x), Some(f), Some(n)) = (
         get("udp", "xvs-nat-1"),
@@ -1402,11 +1842,104 @@ fn results_md(r: &Report<'_>) -> String {
     let _ = writeln!(o, "\n## Not measured here\n");
     let _ = writeln!(
         o,
-        "- Memory at exactly 1M and 10M conns and pps against table size: not in this harness \
-         yet (the SYN scenario's RSS table above is the nearest figure).\n- Raw per-run data: \
-         `results.json` next to this file."
+        "- xvs with 2 workers on more than the 2 shared cores of this machine.\n- Raw per-run \
+         data: `results.json` next to this file."
     );
     o
+}
+
+/// `1000000` as `1M`, `10000` as `10k`.
+fn conns_fmt(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n.is_multiple_of(1_000_000) => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n.is_multiple_of(1_000) => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// Bytes as MiB.
+// Byte counts are below 2^53.
+#[allow(clippy::cast_precision_loss)]
+fn mib(v: u64) -> f64 {
+    v as f64 / (1024.0 * 1024.0)
+}
+
+/// The table phase's section of RESULTS.md.
+fn table_md(o: &mut String, t: &TablePhase, r: &Report<'_>) {
+    let _ = writeln!(o, "## Conns in the table: memory and pps\n");
+    let _ = writeln!(
+        o,
+        "One xvsd (NAT, 1 worker, default `--conn-tab-bits` 12, `--max-conns` above the \
+         largest level) in one topology; its conn table is filled level by level with {} \
+         (`--table-kind {}`), from distinct (client address, source port) pairs \
+         ({TABLE_CLIENTS} clients; first pass at {} pps). Each level's fill covers its whole \
+         range again, which re-creates conns whose packet was lost on the way and refreshes \
+         the older conns' timers; up to {TABLE_PASSES} passes, each slower by a third after \
+         one that left more than 1/{TABLE_SLOWDOWN_AT} of the level missing. Before its memory \
+         is read, each level is checked against xvsd's own count: the sum of ActiveConn and \
+         InActConn over the dests of `xvsadm -Ln`. Memory is VmRSS from /proc/PID/status; per \
+         conn it is (RSS at the level - RSS configured with no conns) / conns, which includes \
+         everything the daemon grew for them (slabs, indexes, the allocator's slack). Then the \
+         traffic, flat out, {} x {} s, goes over exactly the conns in the table, one after the \
+         other, so from 1M conns on nearly every packet looks up a conn that no cache holds.\n",
+        t.kind.what(),
+        match t.kind {
+            TableKind::Udp => "udp",
+            TableKind::Syn => "syn",
+        },
+        t.fill_rate,
+        r.reps,
+        r.secs
+    );
+    let _ = writeln!(
+        o,
+        "xvsd configured, no conns: RSS {:.1} MiB. The conn table's own figure for an IPv4 NAT \
+         conn (slab slot plus one index entry at hashbrown's 7/8 load): {} B.\n",
+        mib(t.rss_idle),
+        t.table_bytes_per_conn
+    );
+    let _ = writeln!(
+        o,
+        "| conns in table | fill passes (pps) | fill s | RSS MiB | bytes/conn (RSS) | pps (median) | min - max | vs {} | conns after |",
+        t.levels.first().map_or_else(String::new, |l| conns_fmt(l.target))
+    );
+    let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let base = t
+        .levels
+        .first()
+        .map(|l| stats(&l.pps).0)
+        .filter(|&b| b > 0.0);
+    for l in &t.levels {
+        let (m, lo, hi) = stats(&l.pps);
+        let conns = if l.conns == l.target {
+            l.conns.to_string()
+        } else {
+            format!("{} of {}", l.conns, l.target)
+        };
+        let rates: Vec<String> = l.pass_rates.iter().map(|&r| kfmt(r as f64)).collect();
+        let (pps, range, vs) = if l.pps.is_empty() {
+            ("-".into(), "-".into(), "-".into())
+        } else {
+            (kfmt(m), format!("{} - {}", kfmt(lo), kfmt(hi)), ratio(m, base))
+        };
+        let _ = writeln!(
+            o,
+            "| {conns} | {} ({}) | {:.0} | {:.1} | {:.0} | {pps} | {range} | {vs} | {} |",
+            rates.len(),
+            rates.join(", "),
+            l.fill_secs,
+            mib(l.rss),
+            l.rss_per_conn(t.rss_idle),
+            l.conns_after
+        );
+    }
+    let _ = writeln!(o);
+    if let Some(why) = &t.stopped {
+        let _ = writeln!(o, "Stopped early: {why}.\n");
+    }
+    if let Some(p) = r.plots.iter().find(|p| p.contains("pps-conns")) {
+        let _ = writeln!(o, "![pps against conns in the table]({p})\n");
+    }
 }
 
 fn reproduce(cli: &Cli) -> String {
@@ -1429,7 +1962,7 @@ mod plot {
     use anyhow::{Result, anyhow};
     use plotters::prelude::*;
 
-    use super::{Cell, Run, Scenario, Table};
+    use super::{Cell, Run, Scenario, Table, TablePhase, stats};
 
     const FONTS: [&str; 2] = [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -1454,6 +1987,7 @@ mod plot {
         t: &Table,
         runs: &[Run],
         scenarios: &[Scenario],
+        table: Option<&TablePhase>,
     ) -> Result<Vec<String>> {
         font()?;
         let mut files = Vec::new();
@@ -1476,7 +2010,68 @@ mod plot {
             cdf(&out.join(&name), &lat)?;
             files.push(name);
         }
+        if let Some(t) = table
+            && t.levels.iter().any(|l| !l.pps.is_empty())
+        {
+            let name = "pps-conns.png".to_string();
+            pps_conns(&out.join(&name), t)?;
+            files.push(name);
+        }
         Ok(files)
+    }
+
+    /// Established-flow kpps (median, min-max whiskers) against conns in the table, log x.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    fn pps_conns(path: &Path, t: &TablePhase) -> Result<()> {
+        let pts: Vec<(f64, (f64, f64, f64))> = t
+            .levels
+            .iter()
+            .filter(|l| !l.pps.is_empty())
+            .map(|l| (l.conns as f64, stats(&l.pps)))
+            .map(|(n, (m, lo, hi))| (n, (m / 1e3, lo / 1e3, hi / 1e3)))
+            .collect();
+        let xmax = pts.iter().map(|p| p.0).fold(10.0, f64::max) * 2.0;
+        let xmin = pts.iter().map(|p| p.0).fold(xmax, f64::min) / 2.0;
+        let ymax = pts.iter().map(|p| p.1.2).fold(0.0, f64::max) * 1.15;
+        let root = BitMapBackend::new(path, (900, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut ch = ChartBuilder::on(&root)
+            .caption(
+                "xvs NAT, 1 worker: established TCP over every conn in the table",
+                ("sans-serif", 16),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((xmin.max(1.0)..xmax).log_scale(), 0f64..ymax.max(1.0))
+            .map_err(err)?;
+        ch.configure_mesh()
+            .x_desc("conns in the table (log scale)")
+            .y_desc("kpps delivered")
+            .x_label_formatter(&|x| super::conns_fmt(x.round() as u64))
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        ch.draw_series(LineSeries::new(
+            pts.iter().map(|p| (p.0, p.1.0)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(err)?;
+        ch.draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.0, p.1.0), 4, BLUE.filled())),
+        )
+        .map_err(err)?;
+        ch.draw_series(pts.iter().map(|p| {
+            PathElement::new(vec![(p.0, p.1.1), (p.0, p.1.2)], RED.stroke_width(2))
+        }))
+        .map_err(err)?;
+        root.present().map_err(err)?;
+        Ok(())
     }
 
     fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {

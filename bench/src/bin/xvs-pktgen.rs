@@ -2,8 +2,9 @@
 //!
 //! - `gen`: sends UDP flows (N flows, one size or IMIX), TCP SYNs from M clients (each SYN a new
 //!   connection: client address x source port never repeats within M x 64000 SYNs), or
-//!   established TCP (opens N connections with SYNs first, then sends ACK/PSH data on them);
-//!   flat out or at `--rate` pps. Every UDP and TCP data frame carries a stamp (flow, sequence,
+//!   established TCP (opens N connections with SYNs first, then sends ACK/PSH data on them;
+//!   `--no-open` when an earlier syn run opened them); flat out or at `--rate` pps, for
+//!   `--secs` or `--count` frames. Every UDP and TCP data frame carries a stamp (flow, sequence,
 //!   send time) at the start of its payload.
 //! - `sink`: counts what arrives (per flow, per destination address), measures latency from the
 //!   stamps (p50/p99/p99.9 and the CDF) and answers SYNs with SYN-ACKs (`--reply-syn`), so
@@ -119,6 +120,14 @@ struct GenArgs {
     /// Rate of the SYNs that open the tcp kind's connections.
     #[arg(long, default_value_t = 50_000)]
     open_rate: u64,
+    /// tcp kind: do not open the connections (an earlier `syn` run over the same `--clients`
+    /// opened them: its SYN k and this run's flow k share one address and port).
+    #[arg(long)]
+    no_open: bool,
+    /// Stop after this many frames of the measured phase (0: only `--secs` bounds it). With
+    /// the syn kind, N SYNs from N distinct (client, port) pairs: N new connections.
+    #[arg(long, default_value_t = 0)]
+    count: u64,
     #[command(flatten)]
     common: Common,
 }
@@ -359,6 +368,15 @@ fn generate(a: &GenArgs) -> Result<()> {
         }
     };
     let mut open_sent = 0;
+    let limit = if a.count == 0 { u64::MAX } else { a.count };
+    if a.kind == Kind::Syn && a.count > u64::from(a.clients.max(1)) * 64_000 {
+        bail!(
+            "--count {}: {} clients give only {} distinct (address, port) pairs",
+            a.count,
+            a.clients,
+            u64::from(a.clients.max(1)) * 64_000
+        );
+    }
     let (sent, bytes, secs) = match a.kind {
         Kind::Udp | Kind::Tcp => {
             let l4 = if a.kind == Kind::Udp {
@@ -366,7 +384,7 @@ fn generate(a: &GenArgs) -> Result<()> {
             } else {
                 L4::Tcp(flags::ACK | flags::PSH)
             };
-            if a.kind == Kind::Tcp {
+            if a.kind == Kind::Tcp && !a.no_open {
                 let syn = L4::Tcp(flags::SYN);
                 let (s, _, _) = pump(&mut io, a.open_rate, 60.0, flows, |k, buf, _| {
                     let h = hdr(k, k);
@@ -382,7 +400,7 @@ fn generate(a: &GenArgs) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(500));
             }
             let min = pkt::min_frame(l4, true);
-            pump(&mut io, a.rate, a.common.secs, u64::MAX, |k, buf, ts| {
+            pump(&mut io, a.rate, a.common.secs, limit, |k, buf, ts| {
                 let flow = k % flows;
                 let h = hdr(flow, flow);
                 let len = sizes[usize::try_from(k % sizes.len() as u64).unwrap_or(0)].max(min);
@@ -399,7 +417,7 @@ fn generate(a: &GenArgs) -> Result<()> {
         Kind::Syn => {
             let syn = L4::Tcp(flags::SYN);
             let len = pkt::min_frame(syn, false);
-            pump(&mut io, a.rate, a.common.secs, u64::MAX, |k, buf, _| {
+            pump(&mut io, a.rate, a.common.secs, limit, |k, buf, _| {
                 let h = hdr(k, k);
                 if pkt::write_frame(buf, len, &h, syn, CLIENT_ISN, 0, None) {
                     len
