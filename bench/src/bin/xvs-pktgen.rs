@@ -128,6 +128,11 @@ struct GenArgs {
     /// the syn kind, N SYNs from N distinct (client, port) pairs: N new connections.
     #[arg(long, default_value_t = 0)]
     count: u64,
+    /// Leave out the flows (udp, tcp) or SYNs (syn) whose bit is set in any of these bitmaps
+    /// (as the sink's `--seen` writes them); the others among `0..--flows` (syn: `0..--count`)
+    /// go once each, in order.
+    #[arg(long)]
+    skip: Vec<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -153,6 +158,10 @@ struct SinkArgs {
     /// Flow ids counted individually (higher ones only in the totals).
     #[arg(long, default_value_t = 1 << 20)]
     max_flows: u32,
+    /// Write the flow ids seen (below `--max-flows`) as a bitmap to this file: bit i of byte
+    /// i / 8, least significant first.
+    #[arg(long)]
+    seen: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -377,6 +386,33 @@ fn generate(a: &GenArgs) -> Result<()> {
             u64::from(a.clients.max(1)) * 64_000
         );
     }
+    // The flows (or SYNs) still to send when bitmaps of those already seen are given.
+    let todo: Option<Vec<u32>> = if a.skip.is_empty() {
+        None
+    } else {
+        let span = if a.kind == Kind::Syn {
+            if a.count == 0 {
+                bail!("--skip with the syn kind needs --count");
+            }
+            a.count
+        } else {
+            flows
+        };
+        Some(unseen(&a.skip, span)?)
+    };
+    let (limit, flows) = match &todo {
+        Some(t) => (limit.min(t.len() as u64), (t.len() as u64).max(1)),
+        None => (limit, flows),
+    };
+    // Flow or SYN number `i` of this run, through `todo` when given.
+    let pick = |i: u64| -> u64 {
+        match &todo {
+            Some(t) => t
+                .get(usize::try_from(i).unwrap_or(usize::MAX))
+                .map_or(i, |&f| u64::from(f)),
+            None => i,
+        }
+    };
     let (sent, bytes, secs) = match a.kind {
         Kind::Udp | Kind::Tcp => {
             let l4 = if a.kind == Kind::Udp {
@@ -401,7 +437,7 @@ fn generate(a: &GenArgs) -> Result<()> {
             }
             let min = pkt::min_frame(l4, true);
             pump(&mut io, a.rate, a.common.secs, limit, |k, buf, ts| {
-                let flow = k % flows;
+                let flow = pick(k % flows);
                 let h = hdr(flow, flow);
                 let len = sizes[usize::try_from(k % sizes.len() as u64).unwrap_or(0)].max(min);
                 let st = Stamp {
@@ -418,6 +454,7 @@ fn generate(a: &GenArgs) -> Result<()> {
             let syn = L4::Tcp(flags::SYN);
             let len = pkt::min_frame(syn, false);
             pump(&mut io, a.rate, a.common.secs, limit, |k, buf, _| {
+                let k = pick(k);
                 let h = hdr(k, k);
                 if pkt::write_frame(buf, len, &h, syn, CLIENT_ISN, 0, None) {
                     len
@@ -446,6 +483,22 @@ fn generate(a: &GenArgs) -> Result<()> {
         r.kind, r.sent, r.secs, r.pps, r.avg_frame, r.open_sent
     );
     write_json(a.common.json.as_ref(), &r)
+}
+
+/// The numbers in `0..span` whose bit is clear in every bitmap of `files`.
+fn unseen(files: &[PathBuf], span: u64) -> Result<Vec<u32>> {
+    let len = usize::try_from(span.div_ceil(8))?;
+    let mut seen = vec![0u8; len];
+    for f in files {
+        let b = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        for (s, x) in seen.iter_mut().zip(b) {
+            *s |= x;
+        }
+    }
+    let span = u32::try_from(span).context("--skip: more than 2^32 flows")?;
+    Ok((0..span)
+        .filter(|&i| seen[(i / 8) as usize] & (1 << (i % 8)) == 0)
+        .collect())
 }
 
 // Rates are f64 reports of u64 counters below 2^53.
@@ -555,6 +608,13 @@ fn sink(a: &SinkArgs) -> Result<()> {
     for p in 0..io.ports() {
         let st = io.xsk_stats(u16::try_from(p).unwrap_or(0))?;
         xsk_dropped += st.rx_dropped + st.rx_ring_full;
+    }
+    if let Some(p) = &a.seen {
+        let mut bits = vec![0u8; per_flow.len().div_ceil(8)];
+        for (i, _) in per_flow.iter().enumerate().filter(|(_, c)| **c > 0) {
+            bits[i / 8] |= 1 << (i % 8);
+        }
+        std::fs::write(p, bits).with_context(|| format!("writing {}", p.display()))?;
     }
     let seen: Vec<u64> = per_flow
         .iter()
