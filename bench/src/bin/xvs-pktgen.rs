@@ -423,6 +423,7 @@ fn generate(a: &GenArgs) -> Result<()> {
             if a.kind == Kind::Tcp && !a.no_open {
                 let syn = L4::Tcp(flags::SYN);
                 let (s, _, _) = pump(&mut io, a.open_rate, 60.0, flows, |k, buf, _| {
+                    let k = pick(k);
                     let h = hdr(k, k);
                     let len = pkt::min_frame(syn, false);
                     if pkt::write_frame(buf, len, &h, syn, CLIENT_ISN, 0, None) {
@@ -728,4 +729,22 @@ fn forward(a: &FwdArgs) -> Result<()> {
         println!("fwd: port {p}: {:?}", io.xsk_stats(p)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unseen_ors_the_bitmaps() {
+        let dir = std::env::temp_dir().join(format!("xvs-pktgen-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        // a: 0, 2, 9 seen; b: 1 and 2 seen, and nothing past its one byte.
+        std::fs::write(&a, [0b0000_0101, 0b0000_0010]).unwrap();
+        std::fs::write(&b, [0b0000_0110]).unwrap();
+        let left = unseen(&[a, b], 12).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(left, vec![3, 4, 5, 6, 7, 8, 10, 11]);
+    }
 }
