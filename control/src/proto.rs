@@ -537,6 +537,101 @@ pub struct RestoreReport {
     pub exit_code: i32,
 }
 
+/// Where one worker's UMEM frames are (the AF_XDP backend's frame accounting): `free +
+/// in_flight == total` unless a frame leaked; `in_flight = fill + held + tx`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameInfo {
+    /// Chunks in the worker's UMEM.
+    pub total: u64,
+    /// On the free list.
+    pub free: u64,
+    /// Not on the free list (fill + held + tx, counted independently of the free list).
+    pub in_flight: u64,
+    /// Given to the kernel through fill rings, not received yet.
+    pub fill: u64,
+    /// In the worker's hands (received or allocated, not yet sent or recycled).
+    pub held: u64,
+    /// On TX or completion rings.
+    pub tx: u64,
+    /// Descriptors refused because they named no chunk of the UMEM (a bug if non-zero).
+    pub bad_descs: u64,
+}
+
+/// One worker's counters, as it last published them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerCounters {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames transmitted.
+    pub tx_packets: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Conns created.
+    pub conns_created: u64,
+    /// ARP/ND answers sent.
+    pub neigh_replies: u64,
+    /// ARP/ND requests sent.
+    pub neigh_requests: u64,
+    /// Drops, indexed like [`Counters::drop_reasons`].
+    pub drops: Vec<u64>,
+    /// UMEM frames (None: the worker's backend has no UMEM, e.g. offline).
+    pub frames: Option<FrameInfo>,
+}
+
+/// The SYN-flood defence: settings (IPVS's sysctls) and state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefenceInfo {
+    /// `drop_entry`: "off", "auto" or "always".
+    pub drop_entry: String,
+    /// `drop_packet`: "off", "auto" or "always".
+    pub drop_packet: String,
+    /// `secure_tcp`: "off", "auto" or "always".
+    pub secure_tcp: String,
+    /// Free conn entries below which "auto" turns on.
+    pub amemthresh: u64,
+    /// Whether `drop_entry` runs now.
+    pub active: bool,
+    /// Half-open conns `drop_entry` has removed.
+    pub dropped_entries: u64,
+}
+
+/// Data-plane counters (`xvsadm --counters`, an xvs addition): drops by reason, the
+/// SYN-flood defence, the conn table, each worker's traffic and UMEM frames, and the daemon's
+/// open file descriptors and resident memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Drop reason names, in the index order of [`WorkerCounters::drops`].
+    pub drop_reasons: Vec<String>,
+    /// Per worker, in worker order (empty when no worker runs).
+    pub workers: Vec<WorkerCounters>,
+    /// Conn table entries (conns and templates).
+    pub conns: u64,
+    /// Conn table maximum (`--max-conns`).
+    pub max_conns: u64,
+    /// The SYN-flood defence.
+    pub defence: DefenceInfo,
+    /// Open file descriptors of the daemon (the control connection asking included).
+    pub fds: u64,
+    /// Resident memory of the daemon, KiB (`VmRSS`).
+    pub rss_kib: u64,
+}
+
+impl Counters {
+    /// Drops of every worker by reason, in [`Counters::drop_reasons`] order.
+    #[must_use]
+    pub fn drop_totals(&self) -> Vec<u64> {
+        let mut t = vec![0u64; self.drop_reasons.len()];
+        for w in &self.workers {
+            for (a, b) in t.iter_mut().zip(&w.drops) {
+                *a += b;
+            }
+        }
+        t
+    }
+}
+
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestBody {
@@ -556,6 +651,8 @@ pub enum RequestBody {
     GetTimeouts,
     /// `-c`; answered in [`ResponseBody::Conns`] frames.
     GetConns,
+    /// Data-plane counters (`--counters`); answered with [`ResponseBody::Counters`].
+    GetCounters,
     /// A piece of ipvsadm-save text for `-R`; applied as one snapshot when `last`.
     Restore {
         /// argv\[0\] of the client (for the messages that name it).
@@ -615,6 +712,8 @@ pub enum ResponseBody {
     },
     /// Result of a restore.
     Restore(RestoreReport),
+    /// `GetCounters`.
+    Counters(Box<Counters>),
 }
 
 /// A response frame.

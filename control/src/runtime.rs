@@ -17,6 +17,8 @@ use xvs_dataplane::io::pcap::PcapIo;
 use xvs_dataplane::neigh::{NetConf, PortAddr, PortConf, RouteConf};
 use xvs_dataplane::worker::{Shared, Worker};
 
+use crate::proto::{Counters, DefenceInfo, FrameInfo, WorkerCounters};
+
 /// Errors in the data-plane flags or while starting workers.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -385,6 +387,13 @@ pub fn iface_mac(ifname: &str) -> Result<[u8; 6], RuntimeError> {
     parse_mac(s.trim()).ok_or_else(|| RuntimeError::NoSuchIface(ifname.to_string()))
 }
 
+/// Each worker's UMEM frame accounting as its loop last published it (`None` until then),
+/// indexed by worker.
+pub type FrameSlots = Vec<std::sync::Mutex<Option<FrameInfo>>>;
+
+/// How often a worker loop publishes its backend's frame accounting.
+pub const FRAMES_PUBLISH_MS: u64 = 100;
+
 /// Running live workers: join handles and their stop flag.
 #[derive(Debug)]
 pub struct LiveWorkers {
@@ -392,6 +401,8 @@ pub struct LiveWorkers {
     pub stop: Stop,
     /// Shared state (published counters).
     pub shared: Arc<Shared>,
+    /// Published UMEM frame accounting, per worker.
+    pub frames: Arc<FrameSlots>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -463,6 +474,8 @@ pub fn spawn_live(
     }
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
     let stop = Stop::default();
+    let frames: Arc<FrameSlots> =
+        Arc::new((0..workers).map(|_| std::sync::Mutex::new(None)).collect());
     let mut handles = Vec::with_capacity(workers);
     for (w, io) in ios.into_iter().enumerate() {
         let core = opts
@@ -471,13 +484,22 @@ pub fn spawn_live(
             .copied()
             .or_else(|| core_ids.get(w % core_ids.len().max(1)).map(|c| c.id));
         let (stop, shared, poll) = (stop.clone(), Arc::clone(&shared), opts.poll);
+        let slots = Arc::clone(&frames);
         let h = std::thread::Builder::new()
             .name(format!("xvs-worker-{w}"))
             .spawn(move || {
                 if let Some(id) = core {
                     core_affinity::set_for_current(core_affinity::CoreId { id });
                 }
-                run_loop(Worker::new(w, io, shared), &stop, poll, clock);
+                let publish = |io: &AfXdp| {
+                    if let Some(slot) = slots.get(w) {
+                        *slot
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some(afxdp_frames(io));
+                    }
+                };
+                run_loop(Worker::new(w, io, shared), &stop, poll, clock, publish);
             })
             .context("spawning a worker thread")?;
         handles.push(h);
@@ -485,21 +507,106 @@ pub fn spawn_live(
     Ok(LiveWorkers {
         stop,
         shared,
+        frames,
         handles,
     })
 }
 
+/// The AF_XDP backend's frame accounting as the control protocol carries it.
+#[cfg(feature = "afxdp")]
+fn afxdp_frames(io: &xvs_dataplane::io::afxdp::AfXdp) -> FrameInfo {
+    let c = io.frame_counts();
+    FrameInfo {
+        total: c.total as u64,
+        free: c.free as u64,
+        in_flight: (c.fill + c.held + c.tx) as u64,
+        fill: c.fill as u64,
+        held: c.held as u64,
+        tx: c.tx as u64,
+        bad_descs: io.bad_descs(),
+    }
+}
+
+/// Everything `xvsadm --counters` shows from the data plane: the conn table and its defence,
+/// and, when workers run, their published counters and frame accounting.
+#[must_use]
+pub fn counters(conns: &ConnTable, live: Option<(&Shared, &FrameSlots)>) -> Counters {
+    use xvs_dataplane::conn::DefenceMode;
+    use xvs_dataplane::stats::DropReason;
+    let mode = |m: DefenceMode| {
+        match m {
+            DefenceMode::Off => "off",
+            DefenceMode::Auto => "auto",
+            DefenceMode::Always => "always",
+        }
+        .to_owned()
+    };
+    let d = conns.defence();
+    let mut workers = Vec::new();
+    if let Some((shared, frames)) = live {
+        for (i, slot) in shared.worker_stats.iter().enumerate() {
+            let st = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let frames = frames
+                .get(i)
+                .and_then(|f| *f.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            workers.push(WorkerCounters {
+                rx_packets: st.rx_packets,
+                rx_bytes: st.rx_bytes,
+                tx_packets: st.tx_packets,
+                tx_bytes: st.tx_bytes,
+                conns_created: st.conns_created,
+                neigh_replies: st.neigh_replies,
+                neigh_requests: st.neigh_requests,
+                drops: st.drops.to_vec(),
+                frames,
+            });
+        }
+    }
+    Counters {
+        drop_reasons: DropReason::ALL
+            .iter()
+            .map(|r| r.name().to_owned())
+            .collect(),
+        workers,
+        conns: conns.len() as u64,
+        max_conns: conns.max_conns() as u64,
+        defence: DefenceInfo {
+            drop_entry: mode(d.mode),
+            drop_packet: mode(d.drop_packet),
+            secure_tcp: mode(d.secure_tcp),
+            amemthresh: d.amemthresh as u64,
+            active: conns.defence_active(),
+            dropped_entries: conns.defence_dropped(),
+        },
+        fds: 0,
+        rss_kib: 0,
+    }
+}
+
 /// The worker loop: poll until stopped; in adaptive mode, after a run of empty turns, wait in
 /// the backend for traffic (the AF_XDP backend keeps its fill rings topped up in `service`).
+/// `observe` sees the backend between turns every [`FRAMES_PUBLISH_MS`] and once at the end
+/// (spawn_live publishes the UMEM frame accounting through it).
 pub fn run_loop<I: xvs_dataplane::io::PacketIo>(
     mut worker: Worker<I>,
     stop: &Stop,
     poll: PollMode,
     clock: Clock,
+    mut observe: impl FnMut(&I),
 ) {
     let mut idle = 0u32;
+    let mut observed_ms = 0;
+    observe(worker.io());
     while !stop.stopped() {
-        if worker.poll(clock.now_ms()) == 0 {
+        let now_ms = clock.now_ms();
+        if now_ms.saturating_sub(observed_ms) >= FRAMES_PUBLISH_MS {
+            observed_ms = now_ms;
+            observe(worker.io());
+        }
+        if worker.poll(now_ms) == 0 {
             idle = idle.saturating_add(1);
             if poll == PollMode::Adaptive && idle > 256 {
                 // Sleep in the backend (poll() on the AF_XDP sockets) for at most 1 ms, so
@@ -511,6 +618,7 @@ pub fn run_loop<I: xvs_dataplane::io::PacketIo>(
         }
     }
     worker.publish();
+    observe(worker.io());
 }
 
 #[cfg(test)]

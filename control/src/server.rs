@@ -26,26 +26,64 @@ use xvs_dataplane::service::{Config, DestConf, ServiceConf, ServiceKey, svc_flag
 use crate::cli::names::Names;
 use crate::cli::parse::{self, Action};
 use crate::proto::{
-    self, Command, ConnRow, DestEntry, DestSpec, Errno, ErrorReply, Fwd, IPVS_VERSION_CODE,
-    ListItem, Op, ProtoError, RequestBody, Response, ResponseBody, RestoreReport, ServiceEntry,
-    ServiceSpec, Stats64, SvcKey, tun_type,
+    self, Command, ConnRow, Counters, DestEntry, DestSpec, Errno, ErrorReply, Fwd,
+    IPVS_VERSION_CODE, ListItem, Op, ProtoError, RequestBody, Response, ResponseBody,
+    RestoreReport, ServiceEntry, ServiceSpec, Stats64, SvcKey, tun_type,
 };
 
 /// The conn listing hook the lead wires to the conn table (`-Lnc`).
 pub type ConnsHook = Box<dyn Fn() -> Vec<ConnRow> + Send>;
 
+/// The data-plane counters hook (`--counters`): drops, defence, conn table, workers' frames.
+/// The control thread adds the process figures (fds, RSS) itself.
+pub type CountersHook = Box<dyn Fn() -> Counters + Send>;
+
 /// What the control thread asks of the rest of the daemon.
 pub struct Hooks {
     /// Current connections (`-c`).
     pub conns: ConnsHook,
+    /// Data-plane counters (`--counters`).
+    pub counters: CountersHook,
 }
 
 impl Default for Hooks {
     fn default() -> Self {
         Self {
             conns: Box::new(Vec::new),
+            counters: Box::new(|| Counters {
+                drop_reasons: drop_reason_names(),
+                ..Counters::default()
+            }),
         }
     }
+}
+
+/// The data plane's drop reason names, in index order.
+#[must_use]
+pub fn drop_reason_names() -> Vec<String> {
+    xvs_dataplane::stats::DropReason::ALL
+        .iter()
+        .map(|r| r.name().to_owned())
+        .collect()
+}
+
+/// This process's open file descriptors (not counting the one used to list them) and its
+/// resident memory in KiB, from `/proc/self`; zeros where `/proc` cannot be read.
+#[must_use]
+pub fn process_figures() -> (u64, u64) {
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| {
+        // The directory stream itself holds one descriptor while it is read.
+        (d.count() as u64).saturating_sub(1)
+    });
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0);
+    (fds, rss_kib)
 }
 
 impl std::fmt::Debug for Hooks {
@@ -574,6 +612,11 @@ impl Server {
                     rows,
                     more,
                 })
+            }
+            RequestBody::GetCounters => {
+                let mut c = (self.hooks.counters)();
+                (c.fds, c.rss_kib) = process_figures();
+                vec![ResponseBody::Counters(Box::new(c))]
             }
             RequestBody::Restore { prog, chunk, last } => {
                 if pending.len() + chunk.len() > MAX_RESTORE {

@@ -33,11 +33,16 @@ impl Drop for Daemon {
 }
 
 fn start() -> Daemon {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("xvs.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_xvsd"))
         .arg("--socket")
         .arg(&sock)
+        .args(extra)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -193,4 +198,59 @@ fn socket_group_mode_is_0660() {
     assert!(child.wait().unwrap().success());
     assert_eq!(mode, 0o660);
     assert!(!sock.exists());
+}
+
+#[test]
+fn counters_show_the_defence_settings_and_the_process_figures() {
+    // 1000 entries, amemthresh 2000: fewer free entries than the threshold, so the automatic
+    // drop_entry is active from the start.
+    let d = start_with(&[
+        "--max-conns",
+        "1000",
+        "--drop-entry",
+        "1",
+        "--amemthresh",
+        "2000",
+        "--drop-packet",
+        "3",
+        "--secure-tcp",
+        "2",
+    ]);
+    let mut c = proto::Client::connect(&d.sock).unwrap();
+    let ResponseBody::Counters(k) = c.call(proto::RequestBody::GetCounters).unwrap() else {
+        panic!("not a counters answer");
+    };
+    // Counted from outside while the asking connection is still open.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+        .unwrap()
+        .count() as u64;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    let rss: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    drop(c);
+    assert_eq!((k.conns, k.max_conns), (0, 1000));
+    assert_eq!(k.defence.drop_entry, "auto");
+    assert_eq!(k.defence.drop_packet, "always");
+    assert_eq!(k.defence.secure_tcp, "auto");
+    assert_eq!(k.defence.amemthresh, 2000);
+    assert!(k.defence.active);
+    assert_eq!(k.fds, fds);
+    assert!(
+        k.rss_kib > 0 && k.rss_kib.abs_diff(rss) * 4 < rss,
+        "{} vs {rss}",
+        k.rss_kib
+    );
+    assert!(k.workers.is_empty());
+    assert_eq!(
+        k.drop_reasons.len(),
+        xvs_dataplane::stats::DropReason::COUNT
+    );
+    assert!(k.drop_reasons.iter().any(|r| r == "defence"));
+
+    let (out, code) = xvsadm(&d.sock, &["--counters"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Conns 0 (max 1000)\nDefence drop_entry auto, drop_packet always, secure_tcp auto, amemthresh 2000: active, 0 entries dropped, 0 new conns refused\nProcess fds "), "{out}");
 }

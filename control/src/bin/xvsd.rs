@@ -12,6 +12,7 @@ use xvs_control::runtime::{self, Clock, DataplaneOpts, Stop};
 use xvs_control::server::{Hooks, Server};
 use xvs_dataplane::conn::ConnTable;
 use xvs_dataplane::director::Director;
+use xvs_dataplane::worker::Shared;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -86,6 +87,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     };
     let hooks = Hooks {
         conns: conns_hook(Arc::clone(&conns), clock),
+        counters: counters_hook(
+            Arc::clone(&conns),
+            live.as_ref()
+                .map(|l| (Arc::clone(&l.shared), Arc::clone(&l.frames))),
+        ),
     };
     let r = run_control(&cli.control, director, hooks);
     stop.stop();
@@ -139,6 +145,16 @@ fn conns_hook(conns: Arc<ConnTable>, clock: Clock) -> xvs_control::server::Conns
             });
         });
         rows
+    })
+}
+
+/// `--counters` from the conn table and, when workers run, their published counters.
+fn counters_hook(
+    conns: Arc<ConnTable>,
+    live: Option<(Arc<Shared>, Arc<runtime::FrameSlots>)>,
+) -> xvs_control::server::CountersHook {
+    Box::new(move || {
+        runtime::counters(&conns, live.as_ref().map(|(s, f)| (s.as_ref(), f.as_ref())))
     })
 }
 

@@ -1,7 +1,7 @@
 //! ipvsadm 1.31's output formats, byte for byte: `-L` (header, titles, service and dest lines
 //! with their widths and trailing blanks, `--stats/--rate` with the K/M/G/T scaling and
 //! `--exact`, `--thresholds`, `--persistent-conn`, `--tun-info`), `-c`, `--timeout`, `-S`, the
-//! usage and version texts; plus `--json` (an xvs addition) and `--get-laddr`.
+//! usage and version texts; plus the xvs additions: `--json`, `--get-laddr` and `--counters`.
 //!
 //! Sorting reproduces libipvs's `ipvs_cmp_services`/`ipvs_cmp_dests` exactly, including their
 //! wrapping `int` subtraction of addresses (not a total order for addresses 2^31 apart), run
@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use super::names::Names;
 use super::parse::fmt;
-use crate::proto::{ConnRow, DestEntry, Fwd, ServiceEntry, ServiceSpec, Stats64, SvcKey, tun_type};
+use crate::proto::{
+    ConnRow, Counters, DestEntry, Fwd, ServiceEntry, ServiceSpec, Stats64, SvcKey, tun_type,
+};
 use xvs_dataplane::service::svc_flags;
 
 /// A service with its dests, as listed.
@@ -810,9 +812,209 @@ pub fn json_list(services: &ServiceList, format: u32, header: Option<(u32, u32)>
     s
 }
 
+/// `--counters` (an xvs addition): the conn table, the SYN-flood defence, the daemon's file
+/// descriptors and memory, each worker's traffic and UMEM frames, and every drop reason with
+/// its total and per-worker count. Numbers are exact (no K/M scaling), columns right-aligned.
+#[must_use]
+pub fn counters(c: &Counters) -> String {
+    let mut out = String::new();
+    let d = &c.defence;
+    let _ = writeln!(out, "Conns {} (max {})", c.conns, c.max_conns);
+    let _ = writeln!(
+        out,
+        "Defence drop_entry {}, drop_packet {}, secure_tcp {}, amemthresh {}: {}, {} entries dropped, {} new conns refused",
+        d.drop_entry,
+        d.drop_packet,
+        d.secure_tcp,
+        d.amemthresh,
+        if d.active { "active" } else { "inactive" },
+        d.dropped_entries,
+        drop_total(c, "defence"),
+    );
+    let _ = writeln!(out, "Process fds {}, rss {} KiB", c.fds, c.rss_kib);
+    let _ = writeln!(
+        out,
+        "Worker {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
+        "RxPackets", "RxBytes", "TxPackets", "TxBytes", "NewConns", "NeighRepl", "NeighReq"
+    );
+    for (i, w) in c.workers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{i:<6} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
+            w.rx_packets,
+            w.rx_bytes,
+            w.tx_packets,
+            w.tx_bytes,
+            w.conns_created,
+            w.neigh_replies,
+            w.neigh_requests
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Worker {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "Frames", "Free", "InFlight", "Fill", "Held", "Tx", "BadDescs"
+    );
+    for (i, w) in c.workers.iter().enumerate() {
+        match &w.frames {
+            Some(f) => {
+                let _ = writeln!(
+                    out,
+                    "{i:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                    f.total, f.free, f.in_flight, f.fill, f.held, f.tx, f.bad_descs
+                );
+            }
+            None => {
+                let _ = writeln!(out, "{i:<6} {:>10}", "-");
+            }
+        }
+    }
+    let _ = write!(out, "{:<20}{:>12}", "Drop reason", "Total");
+    for i in 0..c.workers.len() {
+        let _ = write!(out, " {:>12}", format!("Worker{i}"));
+    }
+    out.push('\n');
+    for (r, (name, total)) in c.drop_reasons.iter().zip(c.drop_totals()).enumerate() {
+        let _ = write!(out, "  {name:<18}{total:>12}");
+        for w in &c.workers {
+            let _ = write!(out, " {:>12}", w.drops.get(r).copied().unwrap_or(0));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn drop_total(c: &Counters, reason: &str) -> u64 {
+    c.drop_reasons
+        .iter()
+        .position(|r| r == reason)
+        .and_then(|i| c.drop_totals().get(i).copied())
+        .unwrap_or(0)
+}
+
+/// `--counters --json`: the same figures as one JSON document; drops as objects keyed by
+/// reason name (totals, and per worker).
+#[must_use]
+pub fn json_counters(c: &Counters) -> String {
+    let by_name = |v: &[u64]| -> serde_json::Map<String, serde_json::Value> {
+        c.drop_reasons
+            .iter()
+            .zip(v.iter().copied().chain(std::iter::repeat(0)))
+            .map(|(n, x)| (n.clone(), x.into()))
+            .collect()
+    };
+    let workers: Vec<serde_json::Value> = c
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            serde_json::json!({
+                "worker": i,
+                "rx_packets": w.rx_packets,
+                "rx_bytes": w.rx_bytes,
+                "tx_packets": w.tx_packets,
+                "tx_bytes": w.tx_bytes,
+                "conns_created": w.conns_created,
+                "neigh_replies": w.neigh_replies,
+                "neigh_requests": w.neigh_requests,
+                "drops": by_name(&w.drops),
+                "frames": w.frames,
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "conns": c.conns,
+        "max_conns": c.max_conns,
+        "defence": {
+            "drop_entry": c.defence.drop_entry,
+            "drop_packet": c.defence.drop_packet,
+            "secure_tcp": c.defence.secure_tcp,
+            "amemthresh": c.defence.amemthresh,
+            "active": c.defence.active,
+            "dropped_entries": c.defence.dropped_entries,
+            "refused_conns": drop_total(c, "defence"),
+        },
+        "process": { "fds": c.fds, "rss_kib": c.rss_kib },
+        "drops": by_name(&c.drop_totals()),
+        "workers": workers,
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_name_every_reason_per_worker() {
+        use crate::proto::{DefenceInfo, FrameInfo, WorkerCounters};
+        let w = |rx: u64, d: Vec<u64>, frames| WorkerCounters {
+            rx_packets: rx,
+            rx_bytes: rx * 100,
+            tx_packets: rx - 1,
+            tx_bytes: (rx - 1) * 100,
+            conns_created: 3,
+            neigh_replies: 1,
+            neigh_requests: 2,
+            drops: d,
+            frames,
+        };
+        let c = Counters {
+            drop_reasons: vec!["malformed".into(), "defence".into()],
+            workers: vec![
+                w(
+                    10,
+                    vec![1, 4],
+                    Some(FrameInfo {
+                        total: 8192,
+                        free: 6144,
+                        in_flight: 2048,
+                        fill: 2047,
+                        held: 1,
+                        tx: 0,
+                        bad_descs: 0,
+                    }),
+                ),
+                w(20, vec![0, 5], None),
+            ],
+            conns: 7,
+            max_conns: 100,
+            defence: DefenceInfo {
+                drop_entry: "auto".into(),
+                drop_packet: "off".into(),
+                secure_tcp: "always".into(),
+                amemthresh: 50,
+                active: true,
+                dropped_entries: 12,
+            },
+            fds: 9,
+            rss_kib: 1234,
+        };
+        let expect = "\
+Conns 7 (max 100)
+Defence drop_entry auto, drop_packet off, secure_tcp always, amemthresh 50: active, 12 entries dropped, 9 new conns refused
+Process fds 9, rss 1234 KiB
+Worker    RxPackets        RxBytes    TxPackets        TxBytes   NewConns  NeighRepl   NeighReq
+0                10           1000            9            900          3          1          2
+1                20           2000           19           1900          3          1          2
+Worker     Frames       Free   InFlight       Fill       Held         Tx   BadDescs
+0            8192       6144       2048       2047          1          0          0
+1               -
+Drop reason                Total      Worker0      Worker1
+  malformed                    1            1            0
+  defence                      9            4            5
+";
+        assert_eq!(counters(&c), expect);
+        let j: serde_json::Value = serde_json::from_str(&json_counters(&c)).unwrap();
+        assert_eq!(j["drops"]["defence"], 9);
+        assert_eq!(j["defence"]["refused_conns"], 9);
+        assert_eq!(j["workers"][1]["drops"]["defence"], 5);
+        assert_eq!(j["workers"][0]["frames"]["in_flight"], 2048);
+        assert!(j["workers"][1]["frames"].is_null());
+        assert_eq!(j["process"]["fds"], 9);
+    }
 
     #[test]
     fn largenum_scaling() {

@@ -228,6 +228,15 @@ fn execute(
             };
             Ok(ok(format::laddrs(&group(items), format, names)))
         }
+        Action::Counters { json } => match client.call(RequestBody::GetCounters)? {
+            ResponseBody::Counters(c) => Ok(ok(if json {
+                format::json_counters(&c)
+            } else {
+                format::counters(&c)
+            })),
+            ResponseBody::Error(e) => Ok(list_error(&e.message)),
+            _ => Err(ProtoError::Unexpected),
+        },
         Action::Restore => {
             let mut text = String::new();
             if let Err(e) = stdin.read_to_string(&mut text) {

@@ -106,9 +106,11 @@ pub enum Cmd {
     DelLaddr,
     /// --get-laddr
     GetLaddr,
+    /// --counters
+    Counters,
 }
 
-const CMDNAMES: [&str; 17] = [
+const CMDNAMES: [&str; 18] = [
     "add-service",
     "edit-service",
     "delete-service",
@@ -126,6 +128,7 @@ const CMDNAMES: [&str; 17] = [
     "add-laddr",
     "delete-laddr",
     "get-laddr",
+    "counters",
 ];
 
 /// Option indexes (ipvsadm's OPTC_*, then xvs's).
@@ -210,9 +213,9 @@ const OPTNAMES: [&str; optc::COUNT] = [
 ];
 
 // ipvsadm's commands_v_options, transcribed column for column; the last two columns (laddr,
-// json) and the last three rows are xvs's.
+// json) and the last four rows are xvs's.
 //  -n   -c   svc  -s   -p   -M   -r   fwd  -w   -x   -y   -mc  tot  dmn  -st  -rt  thr  -pc  srt  sid  -ex  ops  -pe  -b   grp  port ttl  size tinf type tprt nocs csum remc lad  json
-const MATRIX: [&[u8; optc::COUNT]; 17] = [
+const MATRIX: [&[u8; optc::COUNT]; 18] = [
     b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx", // ADD
     b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx", // EDIT
     b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // DEL
@@ -230,6 +233,7 @@ const MATRIX: [&[u8; optc::COUNT]; 17] = [
     b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x", // ADDLADDR
     b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+x", // DELLADDR
     b" x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // GETLADDR
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx ", // COUNTERS
 ];
 
 const TUNNAMES: [&str; 3] = ["ipip", "gue", "gre"];
@@ -321,6 +325,7 @@ enum Tag {
     GetLaddr,
     Laddr,
     Json,
+    Counters,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -413,6 +418,7 @@ const TABLE: &[OptDef] = &[
     o("get-laddr", 0, Arg::None, Tag::GetLaddr),
     o("laddr", b'z', Arg::Str, Tag::Laddr),
     o("json", 0, Arg::None, Tag::Json),
+    o("counters", 0, Arg::None, Tag::Counters),
 ];
 
 /// A popt error: code text and the offending argv element.
@@ -627,6 +633,11 @@ pub enum Action {
         service: Option<SvcKey>,
         /// FMT_* flags.
         format: u32,
+    },
+    /// `--counters` (an xvs addition): data-plane counters.
+    Counters {
+        /// `--json`.
+        json: bool,
     },
 }
 
@@ -942,6 +953,7 @@ fn parse_inner(argv: &[String], reading_stdin: bool, names: &Names) -> Result<Ac
         Tag::AddLaddr => set_command(&mut st, Cmd::AddLaddr)?,
         Tag::DelLaddr => set_command(&mut st, Cmd::DelLaddr)?,
         Tag::GetLaddr => set_command(&mut st, Cmd::GetLaddr)?,
+        Tag::Counters => set_command(&mut st, Cmd::Counters)?,
         Tag::StartDaemon | Tag::StopDaemon => {
             let start = first.0 == Tag::StartDaemon;
             set_command(
@@ -1373,6 +1385,7 @@ fn parse_inner(argv: &[String], reading_stdin: bool, names: &Names) -> Result<Ac
             service: has(optc::SERVICE).then_some(key),
             format: st.format,
         },
+        Cmd::Counters => Action::Counters { json: st.json },
     })
 }
 
