@@ -657,6 +657,13 @@ impl Xvsd {
         Ok(out)
     }
 
+    /// `xvsadm --counters --json`, parsed: drops by reason, the defence, the conn table, each
+    /// worker's UMEM frames, the daemon's fds and RSS.
+    pub fn counters(&self) -> Result<serde_json::Value> {
+        let out = self.adm_ok(&["--counters", "--json"])?;
+        serde_json::from_str(&out).with_context(|| format!("xvsadm --counters --json: {out}"))
+    }
+
     /// The daemon's log so far.
     #[must_use]
     pub fn log(&self) -> String {

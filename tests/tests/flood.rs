@@ -304,6 +304,10 @@ struct FloodRun {
     failed: u32,
     conns: usize,
     rate: String,
+    /// `xvsadm --counters --json` at the end of the flood.
+    counters: serde_json::Value,
+    /// `xvsadm --counters` at the end of the flood.
+    counters_text: String,
 }
 
 /// Start xvsd (NAT over two servers, `MAX_E2E` conns, `--drop-entry drop_entry`), flood the
@@ -389,6 +393,10 @@ fn flood_run(drop_entry: &str, secs: u64) -> FloodRun {
         }
     }
     let conns = conn_count(&xvsd);
+    // Workers publish every few hundred loop turns: the figures may lag by a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let counters = xvsd.counters().unwrap();
+    let counters_text = xvsd.adm_ok(&["--counters"]).unwrap();
     flood.terminate(Duration::from_secs(2));
     let log = std::fs::read_to_string(dir.join("flood.log")).unwrap_or_default();
     let rate = log.lines().last().unwrap_or("").to_string();
@@ -397,10 +405,12 @@ fn flood_run(drop_entry: &str, secs: u64) -> FloodRun {
         failed,
         conns,
         rate,
+        counters,
+        counters_text,
     };
     eprintln!(
-        "--drop-entry {drop_entry}: {} requests completed, {} failed, {} conns ({})",
-        r.ok, r.failed, r.conns, r.rate
+        "--drop-entry {drop_entry}: {} requests completed, {} failed, {} conns ({})\n{}",
+        r.ok, r.failed, r.conns, r.rate, r.counters_text
     );
     r
 }
@@ -425,6 +435,57 @@ fn http_keeps_working_through_a_syn_flood() {
     // compete for the CPU); most must complete.
     assert!(on.failed * 4 <= on.ok, "{on:?}");
     assert!(on.conns <= MAX_E2E, "{on:?}");
+
+    // The defence and the drops it caused are visible through `xvsadm --counters`.
+    let c = &on.counters;
+    assert_eq!(c["defence"]["drop_entry"], "auto", "{}", on.counters_text);
+    assert_eq!(c["max_conns"], MAX_E2E as u64, "{}", on.counters_text);
+    let dropped = c["defence"]["dropped_entries"].as_u64().unwrap();
+    assert!(
+        dropped > 0,
+        "no half-open conn dropped:\n{}",
+        on.counters_text
+    );
+    assert!(
+        on.counters_text.contains(&format!(
+            "Defence drop_entry auto, drop_packet off, secure_tcp off, amemthresh {}: ",
+            MAX_E2E / 4
+        )) && on
+            .counters_text
+            .contains(&format!(" {dropped} entries dropped")),
+        "{}",
+        on.counters_text
+    );
+    let drops: u64 = c["drops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(drops > 0, "no drop counted:\n{}", on.counters_text);
+    let w = &c["workers"][0];
+    assert!(
+        w["rx_packets"].as_u64().unwrap() > 0,
+        "{}",
+        on.counters_text
+    );
+    assert!(
+        w["conns_created"].as_u64().unwrap() > 0,
+        "{}",
+        on.counters_text
+    );
+    let f = &w["frames"];
+    assert_eq!(
+        f["free"].as_u64().unwrap() + f["in_flight"].as_u64().unwrap(),
+        f["total"].as_u64().unwrap(),
+        "{}",
+        on.counters_text
+    );
+    assert!(
+        c["process"]["fds"].as_u64().unwrap() > 0,
+        "{}",
+        on.counters_text
+    );
 }
 
 fn conn_count(xvsd: &Xvsd) -> usize {
