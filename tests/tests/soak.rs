@@ -21,8 +21,8 @@
 //! edited but never removed.
 //!
 //! Source ports of the short connections are the kernel's choice, and it brings a port back
-//! well within the director's TIME_WAIT (120 s): in a 5-minute run about one SYN in seven found
-//! the previous conn of its port still in the table. IPVS's `conn_reuse_mode` (default 1)
+//! well within the director's TIME_WAIT (120 s): in a 5-minute run 1,634 of 11,874 SYNs found
+//! the previous conn of their port still in the table. IPVS's `conn_reuse_mode` (default 1)
 //! expires such a conn (TIME_WAIT or CLOSE) and schedules the SYN afresh (`ip_vs_in`,
 //! `is_new_conn_expected`); without it the new connection stays on the old conn's dest, and if
 //! that dest was deleted meanwhile every SYN is dropped (`no_dest`) until the client gives up,
