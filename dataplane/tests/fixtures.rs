@@ -929,3 +929,41 @@ fn syn_on_a_closed_conn_is_scheduled_afresh() {
         assert_eq!(to(&step(&mut w, 0, &syn, 6)), second, "fast={fast}: kept");
     }
 }
+
+/// A deleted dest's conns, on both paths: the client's packets are dropped (`ip_vs_in` checks
+/// the dest is available), the dest's late replies still go back to the client (`ip_vs_out`
+/// does not check).
+#[test]
+fn deleted_dest_drops_client_packets_but_passes_its_replies() {
+    use xvs_dataplane::service::{FwdMode, Protocol};
+    for fast in [true, false] {
+        let svc = |dests| xvs_dataplane::service::Config {
+            services: vec![service(Protocol::Tcp, "198.18.1.110", 80, "rr", dests)],
+            ..Default::default()
+        };
+        let (mut w, director, _) =
+            worker_with(&svc(vec![dest("198.18.2.10", 8080, FwdMode::Masq)]), 1024);
+        w.set_fast_path(fast);
+        let syn = tcp(C_MAC, D0, "198.18.1.2", 40000, "198.18.1.110", 80, SYN, 64);
+        assert_eq!(step(&mut w, 0, &syn, 1).len(), 1);
+        director
+            .apply(&svc(vec![dest("198.18.2.11", 8080, FwdMode::Masq)]))
+            .unwrap();
+        let ack = tcp(C_MAC, D0, "198.18.1.2", 40000, "198.18.1.110", 80, ACK, 64);
+        assert!(step(&mut w, 0, &ack, 2).is_empty(), "fast={fast}");
+        assert_eq!(w.stats().drops[DropReason::NoDest as usize], 1);
+        let fin = tcp(
+            R_MAC,
+            D1,
+            "198.18.2.10",
+            8080,
+            "198.18.1.2",
+            40000,
+            FIN | ACK,
+            64,
+        );
+        let out = step(&mut w, 1, &fin, 3);
+        assert_eq!(out.len(), 1, "fast={fast}: the reply passes");
+        assert_eq!(info(&out[0].1).src, ip("198.18.1.110"));
+    }
+}

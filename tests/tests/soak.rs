@@ -29,7 +29,8 @@
 //! which a 10-minute run caught once in about 25,000 short connections. The soak checks that
 //! xvsd created exactly one conn per client connection (none revived), which only holds with
 //! `conn_reuse_mode`. (`no_dest` drops are printed, not asserted: on a loaded machine a
-//! server's FIN can come later than the 2 s drain, and a deleted dest's packets are dropped.)
+//! client's last ACK can come later than the 2 s drain, and a deleted dest's conns drop the
+//! client's packets, as `ip_vs_in` does.)
 //!
 //! Asserts: zero failed exchanges (long and short), no server-side connection error, every
 //! `xvsadm` command accepted; flat RSS (growth after the warm-up below `RSS_GROWTH_KIB`); the

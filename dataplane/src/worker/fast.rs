@@ -197,8 +197,9 @@ fn forward_v4(
     hit: &HitV4,
     tl: usize,
 ) -> Result<(), DropReason> {
-    // The kernel silently drops packets of conns whose dest was deleted (ip_vs_in).
-    if !hit.dest_available {
+    // The kernel silently drops client packets of conns whose dest was deleted (ip_vs_in);
+    // the dest's own late replies still pass (ip_vs_out has no such check).
+    if !hit.dest_available && hit.dir == Dir::Input {
         return Err(DropReason::NoDest);
     }
     let [caddr, vaddr, daddr, laddr] = hit.addrs;

@@ -443,8 +443,9 @@ fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), Dro
         ctx.index,
         &ctx.snap.timeouts,
     ) {
-        // The dest was deleted: the kernel silently drops the conn's packets (ip_vs_in).
-        Some(h) if !h.dest_available => return Err(DropReason::NoDest),
+        // The dest was deleted: the kernel silently drops the client's packets of its conns
+        // (ip_vs_in); replies from the dest still pass (ip_vs_out does not check).
+        Some(h) if !h.dest_available && h.dir == Dir::Input => return Err(DropReason::NoDest),
         Some(h) => h,
         None => match new_conn(ctx, &key, info, len) {
             Ok(h) => h,
