@@ -188,6 +188,20 @@ struct Conn<A: Addr> {
 }
 
 impl<A: Addr> Conn<A> {
+    /// The forwarding mode and tunnel settings packed in `fwd` and `tun_port`.
+    #[inline]
+    fn fwd_tun(&self) -> (FwdMode, TunConf) {
+        let (fwd, kind, flags) = unpack_fwd(self.fwd);
+        (
+            fwd,
+            TunConf {
+                kind,
+                port: self.tun_port,
+                flags,
+            },
+        )
+    }
+
     fn tuple(&self) -> ConnTuple {
         ConnTuple {
             proto: self.proto,
@@ -1579,16 +1593,12 @@ struct Packet {
 #[inline]
 fn touch<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hit, Option<u32>) {
     let assure = step(c, dir, pkt, t);
-    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
+    let (fwd, tun) = c.fwd_tun();
     let hit = Hit {
         dir,
         tuple: c.tuple(),
         fwd,
-        tun: TunConf {
-            kind,
-            port: c.tun_port,
-            flags: tflags,
-        },
+        tun,
         state: c.state,
         flags: c.flags,
         dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
@@ -1618,15 +1628,11 @@ fn step<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Optio
 #[inline]
 fn touch_v4(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (HitV4, Option<u32>) {
     let assure = step(c, dir, pkt, t);
-    let (fwd, kind, tflags) = unpack_fwd(c.fwd);
+    let (fwd, tun) = c.fwd_tun();
     let hit = HitV4 {
         dir,
         fwd,
-        tun: TunConf {
-            kind,
-            port: c.tun_port,
-            flags: tflags,
-        },
+        tun,
         state: c.state,
         flags: c.flags,
         dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),

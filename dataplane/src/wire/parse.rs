@@ -71,6 +71,19 @@ pub struct PacketInfo {
 }
 
 impl PacketInfo {
+    /// The packet's 5-tuple as it carries it (source first).
+    #[inline]
+    #[must_use]
+    pub const fn flow_key(&self) -> crate::flow::FlowKey {
+        crate::flow::FlowKey {
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+        }
+    }
+
     /// Offset of the end of the IP packet in the frame.
     #[inline]
     #[must_use]

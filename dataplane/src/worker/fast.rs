@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::{Ctx, forward, leave, new_conn};
 use crate::conn::{FlowKeyV4, HitV4};
-use crate::flow::{Dir, FlowKey, proto};
+use crate::flow::{Dir, proto};
 use crate::io::Frame;
 use crate::neigh::NeighMap;
 use crate::service::{Family, FwdMode};
@@ -125,13 +125,7 @@ pub(super) fn new_v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropRea
     frame
         .set_len(info.l3_end())
         .map_err(|_| DropReason::Malformed)?;
-    let key = FlowKey {
-        proto: info.proto,
-        src: info.src,
-        dst: info.dst,
-        sport: info.sport,
-        dport: info.dport,
-    };
+    let key = info.flow_key();
     #[allow(clippy::cast_possible_truncation)] // INVARIANT: l3_len <= 65535.
     let len = info.l3_len as u32;
     let hit = match new_conn(ctx, &key, info, len) {

@@ -426,13 +426,7 @@ fn l4(ctx: &mut Ctx, frame: &mut Frame<'_>, info: &PacketInfo) -> Result<(), Dro
     if info.frag == wire::Frag::NotFirst {
         return Err(DropReason::Fragment);
     }
-    let key = FlowKey {
-        proto: info.proto,
-        src: info.src,
-        dst: info.dst,
-        sport: info.sport,
-        dport: info.dport,
-    };
+    let key = info.flow_key();
     let len = u32::try_from(info.l3_len).unwrap_or(u32::MAX);
     let conns = &ctx.shared.conns;
     let hit = match conns.lookup(
