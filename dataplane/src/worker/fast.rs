@@ -61,7 +61,7 @@ pub(super) fn v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Fast {
     if tl < 20 || tl - 20 > after.len() || frag & 0x3fff != 0 || h[IP_TTL] <= 1 {
         return Fast::Slow;
     }
-    if ctx.shared.complete_partial || header_sum(h) != 0xffff {
+    if header_sum(h) != 0xffff {
         return Fast::Slow;
     }
     let l4 = &after[..tl - 20];

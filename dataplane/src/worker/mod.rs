@@ -152,7 +152,8 @@ struct Ctx {
     icmp_at: u64,
     /// Resolved IPv4 next hops of the fast path (emptied when `neigh` changes).
     hops: HopCache,
-    /// Whether the IPv4 fast path runs (see [`Worker::set_fast_path`]).
+    /// Whether the IPv4 fast path runs (see [`Worker::set_fast_path`]); never with
+    /// `Shared::complete_partial`.
     fast: bool,
 }
 
@@ -167,6 +168,8 @@ impl<I: PacketIo> Worker<I> {
             .map(|(i, s)| seeded(&s.sched, i, index))
             .collect();
         let neigh = shared.neigh.load();
+        // The fast path never completes CHECKSUM_PARTIAL checksums: with that on, never run it.
+        let fast = !shared.complete_partial;
         Self {
             io,
             ctx: Ctx {
@@ -184,7 +187,7 @@ impl<I: PacketIo> Worker<I> {
                 icmp_tokens: ICMP_BURST,
                 icmp_at: 0,
                 hops: HopCache::new(),
-                fast: true,
+                fast,
             },
             rx: [Desc::default(); BATCH],
             tx: [Desc::default(); BATCH],
@@ -213,7 +216,7 @@ impl<I: PacketIo> Worker<I> {
     /// Turn the IPv4 fast path (`fast.rs`) on (the default) or off. Off, every frame takes the
     /// general path; the output is the same byte for byte, which `tests/fastpath.rs` checks.
     pub fn set_fast_path(&mut self, on: bool) {
-        self.ctx.fast = on;
+        self.ctx.fast = on && !self.ctx.shared.complete_partial;
     }
 
     /// This worker's counters (unpublished, exact).
