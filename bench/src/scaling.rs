@@ -7,27 +7,15 @@
 //! slowest thread's time; no packet may be dropped (checked, reported as an error).
 //! It measures CPU work only: no NIC, no copies beyond MemIo's inject.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
-use xvs_dataplane::conn::ConnTable;
-use xvs_dataplane::director::Director;
 use xvs_dataplane::io::mem::MemIo;
-use xvs_dataplane::neigh::{NetConf, PortAddr, PortConf};
-use xvs_dataplane::service::{
-    Config, DestConf, FwdMode, Protocol, ServiceConf, ServiceKey, TunConf,
-};
-use xvs_dataplane::testutil as tu;
-use xvs_dataplane::wire::tcp::flags::{ACK, PSH, SYN};
-use xvs_dataplane::worker::{Shared, Worker};
+use xvs_dataplane::testutil::rig;
+use xvs_dataplane::worker::Worker;
 
-const D0: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const D1: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const C: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
 const BURST: usize = 32;
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
 
 /// One scaling measurement.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -38,77 +26,6 @@ pub struct Scaling {
     pub conns: usize,
     /// Packets per second, all threads together.
     pub pps: f64,
-}
-
-fn net() -> NetConf {
-    let a = |s: [u8; 4], p| PortAddr {
-        addr: IpAddr::V4(Ipv4Addr::from(s)),
-        prefix: p,
-    };
-    NetConf {
-        ports: vec![
-            PortConf {
-                name: "p0".into(),
-                mac: D0,
-                addrs: vec![a([198, 18, 1, 1], 16)],
-                mtu: 1500,
-            },
-            PortConf {
-                name: "p1".into(),
-                mac: D1,
-                addrs: vec![a([198, 18, 2, 1], 24)],
-                mtu: 1500,
-            },
-        ],
-        routes: vec![],
-        neigh: (0..4u8)
-            .map(|i| {
-                (
-                    IpAddr::V4(Ipv4Addr::new(198, 18, 2, 10 + i)),
-                    [2, 0, 0, 0, 0, 0xa0 + i],
-                )
-            })
-            .collect(),
-    }
-}
-
-fn config() -> Config {
-    let dests = (0..4u8)
-        .map(|i| DestConf {
-            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 2, 10 + i)),
-            port: 8080,
-            fwd: FwdMode::Masq,
-            weight: 1,
-            u_threshold: 0,
-            l_threshold: 0,
-            tun: TunConf::default(),
-        })
-        .collect();
-    Config {
-        services: vec![ServiceConf {
-            key: ServiceKey::Inet {
-                proto: Protocol::Tcp,
-                addr: IpAddr::V4(VIP),
-                port: 80,
-            },
-            sched_name: "wlc".into(),
-            flags: 0,
-            timeout_s: 0,
-            netmask: u32::MAX,
-            pe_name: None,
-            dests,
-            laddrs: vec![],
-        }],
-        ..Config::default()
-    }
-}
-
-/// Client `i`: a distinct (address, port) pair.
-// Ports stay below 65536 by construction.
-#[allow(clippy::cast_possible_truncation)]
-fn client(i: u32) -> (IpAddr, u16) {
-    let a = Ipv4Addr::from(0xc612_4000 | (i / 50_000));
-    (IpAddr::V4(a), 10_000 + (i % 50_000) as u16)
 }
 
 fn burst(w: &mut Worker<MemIo>, frames: &[Vec<u8>], now: u64) {
@@ -127,28 +44,19 @@ fn burst(w: &mut Worker<MemIo>, frames: &[Vec<u8>], now: u64) {
 #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 pub fn run(threads: usize, conns_per_thread: u32, secs: f64) -> Result<Scaling> {
     let threads = threads.max(1);
-    let director = Arc::new(Director::new(threads));
-    director.apply(&config()).map_err(|e| anyhow!("{e}"))?;
     let total = conns_per_thread as usize * threads;
-    let conns =
-        Arc::new(ConnTable::with_bits(20, total + 4096, threads).map_err(|e| anyhow!("{e}"))?);
-    let shared = Arc::new(Shared::new(director, Arc::clone(&conns), net(), threads)?);
+    // The director of the MemIo benches: one NAT service, wlc over 4 dests, static neighbours.
+    let (shared, conns) = rig::shared(20, total + 4096, threads);
     let barrier = Arc::new(Barrier::new(threads));
     let mut handles = Vec::new();
     for t in 0..threads {
         let (shared, barrier) = (Arc::clone(&shared), Arc::clone(&barrier));
         let base = t as u32 * conns_per_thread;
         handles.push(std::thread::spawn(move || -> Result<(u64, Duration)> {
-            let mut w = Worker::new(t, MemIo::new(4 * BURST, vec![D0, D1]), shared);
+            let mut w = Worker::new(t, MemIo::new(4 * BURST, vec![rig::D0, rig::D1]), shared);
             let ids: Vec<u32> = (base..base + conns_per_thread).collect();
             for ch in ids.chunks(BURST) {
-                let syns: Vec<Vec<u8>> = ch
-                    .iter()
-                    .map(|&i| {
-                        let (a, p) = client(i);
-                        tu::tcp(C, D0, a, p, IpAddr::V4(VIP), 80, SYN, b"")
-                    })
-                    .collect();
+                let syns: Vec<Vec<u8>> = ch.iter().map(|&i| rig::syn(i)).collect();
                 burst(&mut w, &syns, 1);
             }
             // 64 bursts of data packets of pseudo-randomly chosen conns of this thread.
@@ -160,8 +68,7 @@ pub fn run(threads: usize, conns_per_thread: u32, secs: f64) -> Result<Scaling> 
                             x ^= x << 13;
                             x ^= x >> 17;
                             x ^= x << 5;
-                            let (a, p) = client(base + x % conns_per_thread.max(1));
-                            tu::tcp(C, D0, a, p, IpAddr::V4(VIP), 80, ACK | PSH, &[0u8; 40])
+                            rig::data(base + x % conns_per_thread.max(1))
                         })
                         .collect()
                 })
