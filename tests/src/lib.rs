@@ -657,6 +657,23 @@ impl Xvsd {
         Ok(out)
     }
 
+    /// `-A -t 198.18.1.100:80 -s rr` with every server of `lab` as a NAT dest on port 8080
+    /// (the service most end-to-end tests put traffic through).
+    pub fn nat_service_over_all(&self, lab: &Lab) -> Result<()> {
+        self.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])?;
+        for (v4, _) in &lab.server_ips {
+            self.adm_ok(&[
+                "-a",
+                "-t",
+                "198.18.1.100:80",
+                "-r",
+                &format!("{v4}:8080"),
+                "-m",
+            ])?;
+        }
+        Ok(())
+    }
+
     /// `xvsadm --counters --json`, parsed: drops by reason, the defence, the conn table, each
     /// worker's UMEM frames, the daemon's fds and RSS.
     pub fn counters(&self) -> Result<serde_json::Value> {

@@ -9,22 +9,6 @@ use std::time::Duration;
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, run, wait_for};
 
-/// Configure NAT 198.18.1.100:80 over every server of the lab.
-fn configure(xvsd: &Xvsd, lab: &Lab) {
-    xvsd.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])
-        .unwrap();
-    for (v4, _) in &lab.server_ips {
-        xvsd.adm_ok(&[
-            "-a",
-            "-t",
-            "198.18.1.100:80",
-            "-r",
-            &format!("{v4}:8080"),
-            "-m",
-        ])
-        .unwrap();
-    }
-}
 
 /// Whether an XDP program is attached to `ifname` in the director's namespace.
 fn xdp_attached(lab: &Lab, ifname: &str) -> bool {
@@ -76,7 +60,7 @@ fn restart_after_kill_9_needs_no_clean_up() {
                 xvsd.log()
             );
         }
-        configure(&xvsd, &lab);
+        xvsd.nat_service_over_all(&lab).unwrap();
         serves(&lab, &xvsd, 4);
         for ifname in &lab.dir_ifs {
             assert!(xdp_attached(&lab, ifname), "no XDP program on {ifname}");
@@ -106,7 +90,7 @@ fn restart_after_kill_9_needs_no_clean_up() {
         .adm(&["-Ln"])
         .map(|(c, _, _)| c == 0)
         .unwrap_or(false)));
-    configure(&xvsd, &lab);
+    xvsd.nat_service_over_all(&lab).unwrap();
     serves(&lab, &xvsd, 2);
     assert_eq!(xvsd.proc.terminate(Duration::from_secs(10)), Some(0));
     assert!(!xvsd.socket.exists(), "socket left after a clean stop");

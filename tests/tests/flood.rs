@@ -340,19 +340,7 @@ fn flood_run(drop_entry: &str, secs: u64) -> FloodRun {
         .adm(&["-Ln"])
         .map(|(c, _, _)| c == 0)
         .unwrap_or(false)));
-    xvsd.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])
-        .unwrap();
-    for (v4, _) in &lab.server_ips {
-        xvsd.adm_ok(&[
-            "-a",
-            "-t",
-            "198.18.1.100:80",
-            "-r",
-            &format!("{v4}:8080"),
-            "-m",
-        ])
-        .unwrap();
-    }
+    xvsd.nat_service_over_all(&lab).unwrap();
     lab.curl("198.18.1.100", 80, 5)
         .unwrap_or_else(|e| panic!("before the flood: {e}\n{}", xvsd.log()));
 

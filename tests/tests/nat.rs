@@ -14,19 +14,7 @@ fn nat_round_robin_reaches_every_real_server_and_counts_it() {
     let dir = TempDir::new("nat").unwrap();
     let _http = lab.start_http(&dir, 8080).unwrap();
     let xvsd = Xvsd::start(&lab, &dir, &["--workers", "1"]).unwrap();
-    xvsd.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])
-        .unwrap();
-    for (v4, _) in &lab.server_ips {
-        xvsd.adm_ok(&[
-            "-a",
-            "-t",
-            "198.18.1.100:80",
-            "-r",
-            &format!("{v4}:8080"),
-            "-m",
-        ])
-        .unwrap();
-    }
+    xvsd.nat_service_over_all(&lab).unwrap();
     let mut seen = BTreeMap::new();
     for _ in 0..9 {
         let body = lab

@@ -42,19 +42,7 @@ fn two_workers_translate_replies_arriving_on_the_other_queue() {
     let _http = lab.start_http(&dir, 8080).unwrap();
     let xvsd = Xvsd::start(&lab, &dir, &["--workers", "2", "--xdp-mode", "native"]).unwrap();
     assert!(xvsd.log().contains("2 worker(s)"), "{}", xvsd.log());
-    xvsd.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])
-        .unwrap();
-    for (v4, _) in &lab.server_ips {
-        xvsd.adm_ok(&[
-            "-a",
-            "-t",
-            "198.18.1.100:80",
-            "-r",
-            &format!("{v4}:8080"),
-            "-m",
-        ])
-        .unwrap();
-    }
+    xvsd.nat_service_over_all(&lab).unwrap();
     // 50 connections, each from a new source port; every one must complete.
     let n = 50;
     let out = lab
