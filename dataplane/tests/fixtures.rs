@@ -967,3 +967,34 @@ fn deleted_dest_drops_client_packets_but_passes_its_replies() {
         assert_eq!(info(&out[0].1).src, ip("198.18.1.110"));
     }
 }
+
+/// ICMP of the other family (an ICMPv6 message in IPv4, ICMP in IPv6) is no ICMP to IPVS: an
+/// unknown protocol, dropped, even when it quotes a tracked conn (found by the pipeline fuzz
+/// target: it was translated like an ICMPv6 error and left with a wrong checksum).
+#[test]
+fn icmp_of_the_other_family_is_an_unknown_protocol() {
+    let (mut w, _, _) = worker();
+    let syn = tcp(C_MAC, D0, "198.18.1.2", 40000, "198.18.1.100", 80, SYN, 64);
+    let fwd = step(&mut w, 0, &syn, 1);
+    assert_eq!(fwd.len(), 1);
+    // A "packet too big" quoting the forwarded SYN, from the dest, as ICMPv6 over IPv4.
+    let quoted = tu::l3(&fwd[0].1)[..28].to_vec();
+    let mut msg = vec![2, 0, 0, 0, 0, 0, 0x05, 0xdc];
+    msg.extend_from_slice(&quoted);
+    let ip = etherparse::Ipv4Header::new(
+        u16::try_from(msg.len()).unwrap(),
+        64,
+        etherparse::IpNumber(58),
+        [198, 18, 2, 10],
+        [198, 18, 1, 2],
+    )
+    .unwrap();
+    let mut f = Vec::new();
+    f.extend_from_slice(&D1);
+    f.extend_from_slice(&R_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    ip.write(&mut f).unwrap();
+    f.extend_from_slice(&msg);
+    assert!(step(&mut w, 1, &f, 2).is_empty());
+    assert_eq!(w.stats().drops[DropReason::UnknownProtocol as usize], 1);
+}

@@ -29,7 +29,7 @@ use crate::fwd::{self, FwdConn, FwdCtx, Verdict};
 use crate::io::{BATCH, Desc, Frame, PacketIo};
 use crate::neigh::{NeighMap, NeighTable, NetConf, Routes};
 use crate::sched::AnyScheduler;
-use crate::service::{FwdMode, Protocol, ServiceKey, Snapshot, svc_flags};
+use crate::service::{Family, FwdMode, Protocol, ServiceKey, Snapshot, svc_flags};
 use crate::stats::{DropReason, WorkerStats};
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{self, PacketInfo, Parsed};
@@ -411,8 +411,10 @@ fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
         .map_err(|_| DropReason::Malformed)?;
     match info.proto {
         proto::TCP | proto::UDP | proto::SCTP => l4(ctx, frame, &info),
-        proto::ICMP => icmp(ctx, frame, &info),
-        proto::ICMPV6 => {
+        // ICMP belongs to IPv4 and ICMPv6 to IPv6 (IPVS handles them in the matching family's
+        // hook only); the other pairing is an unknown protocol.
+        proto::ICMP if info.family == Family::V4 => icmp(ctx, frame, &info),
+        proto::ICMPV6 if info.family == Family::V6 => {
             if matches!(info.icmp_type, 135 | 136) {
                 nd(ctx, frame, &info)
             } else {
