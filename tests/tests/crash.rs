@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use xvs_tests::{Lab, TempDir, Xvsd, can_run, run, wait_for};
 
-
 /// Whether an XDP program is attached to `ifname` in the director's namespace.
 fn xdp_attached(lab: &Lab, ifname: &str) -> bool {
     let out = lab
