@@ -130,8 +130,11 @@ pub struct HitV4 {
     pub dir: Dir,
     /// Forwarding mode.
     pub fwd: FwdMode,
-    /// Tunnel settings (meaningful for [`FwdMode::Tunnel`]).
-    pub tun: TunConf,
+    /// Tunnel settings (meaningful for [`FwdMode::Tunnel`]) in the conn's packed form: decoded
+    /// by [`Self::tun`] only when a tunnel is built, so an established NAT packet never pays
+    /// for it.
+    tun_bits: u8,
+    tun_port: u16,
     /// Protocol state after this packet.
     pub state: u8,
     /// [`conn_flags`] after this packet.
@@ -159,7 +162,8 @@ impl HitV4 {
         Some(Self {
             dir: hit.dir,
             fwd: hit.fwd,
-            tun: hit.tun,
+            tun_bits: table::pack_fwd(hit.fwd, &hit.tun),
+            tun_port: hit.tun.port,
             state: hit.state,
             flags: hit.flags,
             dest_available: hit.dest_available,
@@ -167,6 +171,12 @@ impl HitV4 {
             ports: [t.cport, t.vport, t.dport, t.lport],
             proto: t.proto,
         })
+    }
+
+    /// The tunnel settings.
+    #[must_use]
+    pub fn tun(&self) -> TunConf {
+        table::unpack_tun(self.tun_bits, self.tun_port)
     }
 
     /// The general form, for the paths the fast path hands over to.
@@ -187,7 +197,7 @@ impl HitV4 {
                 lport: self.ports[3],
             },
             fwd: self.fwd,
-            tun: self.tun,
+            tun: self.tun(),
             state: self.state,
             flags: self.flags,
             dest_available: self.dest_available,

@@ -27,8 +27,8 @@
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam::utils::CachePadded;
 use hashbrown::HashTable;
@@ -242,7 +242,7 @@ impl<A: Addr> Conn<A> {
     }
 }
 
-fn pack_fwd(fwd: FwdMode, tun: &TunConf) -> u8 {
+pub(super) fn pack_fwd(fwd: FwdMode, tun: &TunConf) -> u8 {
     let m = match fwd {
         FwdMode::Masq => 0,
         FwdMode::Local => 1,
@@ -258,6 +258,18 @@ fn pack_fwd(fwd: FwdMode, tun: &TunConf) -> u8 {
     #[allow(clippy::cast_possible_truncation)] // INVARIANT: masked to 2 bits.
     let f = (tun.flags & 3) as u8;
     m | (k << 3) | (f << 5)
+}
+
+/// The tunnel settings of a packed `fwd` byte and tunnel port.
+pub(super) fn unpack_tun(b: u8, port: u16) -> TunConf {
+    let (_, kind, flags) = unpack_fwd(b);
+    TunConf { kind, port, flags }
+}
+
+/// The forwarding mode of a packed `fwd` byte.
+#[inline]
+fn fwd_of(b: u8) -> FwdMode {
+    unpack_fwd(b).0
 }
 
 fn unpack_fwd(b: u8) -> (FwdMode, TunType, u16) {
@@ -1592,11 +1604,11 @@ fn step<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> Optio
 #[inline]
 fn touch_v4(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (HitV4, Option<u32>) {
     let assure = step(c, dir, pkt, t);
-    let (fwd, tun) = c.fwd_tun();
     let hit = HitV4 {
         dir,
-        fwd,
-        tun,
+        fwd: fwd_of(c.fwd),
+        tun_bits: c.fwd,
+        tun_port: c.tun_port,
         state: c.state,
         flags: c.flags,
         dest_available: c.dest.as_ref().is_some_and(|d| d.is_available()),
