@@ -150,29 +150,6 @@ pub struct HitV4 {
 }
 
 impl HitV4 {
-    /// The IPv4 form of `hit`; `None` for an IPv6 conn.
-    #[must_use]
-    pub fn from_hit(hit: &Hit) -> Option<Self> {
-        let t = &hit.tuple;
-        let (IpAddr::V4(c), IpAddr::V4(v), IpAddr::V4(d), IpAddr::V4(l)) =
-            (t.caddr, t.vaddr, t.daddr, t.laddr)
-        else {
-            return None;
-        };
-        Some(Self {
-            dir: hit.dir,
-            fwd: hit.fwd,
-            tun_bits: table::pack_fwd(hit.fwd, &hit.tun),
-            tun_port: hit.tun.port,
-            state: hit.state,
-            flags: hit.flags,
-            dest_available: hit.dest_available,
-            addrs: [c.to_bits(), v.to_bits(), d.to_bits(), l.to_bits()],
-            ports: [t.cport, t.vport, t.dport, t.lport],
-            proto: t.proto,
-        })
-    }
-
     /// The tunnel settings.
     #[must_use]
     pub fn tun(&self) -> TunConf {

@@ -523,9 +523,26 @@ fn fwd_ctx(ctx: &Ctx, t: &ConnTuple, dir: Dir) -> FwdCtx {
     }
 }
 
-/// Schedule a new conn for the first packet of a flow (`ip_vs_schedule` and
-/// `ip_vs_sched_persist` of ip_vs_core.c).
+/// Schedule and create a new conn for the first packet of a flow.
 fn new_conn(ctx: &mut Ctx, key: &FlowKey, info: &PacketInfo, len: u32) -> Result<Hit, DropReason> {
+    let new = schedule(ctx, key, info, len)?;
+    let hit = ctx
+        .shared
+        .conns
+        .create(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts)
+        .map_err(|e| e.drop_reason())?;
+    ctx.stats.conns_created += 1;
+    Ok(hit)
+}
+
+/// Schedule a new conn for the first packet of a flow (`ip_vs_schedule` and
+/// `ip_vs_sched_persist` of ip_vs_core.c): the conn to create.
+fn schedule(
+    ctx: &mut Ctx,
+    key: &FlowKey,
+    info: &PacketInfo,
+    len: u32,
+) -> Result<NewConn, DropReason> {
     let proto = Protocol::from_number(key.proto).ok_or(DropReason::UnknownProtocol)?;
     let Some(si) = ctx.snap.find(proto, key.dst, key.dport) else {
         return Err(if ctx.snap.owns(&key.dst) {
@@ -615,7 +632,7 @@ fn new_conn(ctx: &mut Ctx, key: &FlowKey, info: &PacketInfo, len: u32) -> Result
         laddr,
         lport: key.sport,
     };
-    let new = NewConn {
+    Ok(NewConn {
         tuple,
         fwd: dest.conf.fwd,
         tun: dest.conf.tun,
@@ -625,12 +642,7 @@ fn new_conn(ctx: &mut Ctx, key: &FlowKey, info: &PacketInfo, len: u32) -> Result
         one_packet: svc.conf.flags & svc_flags::ONEPACKET != 0,
         tcp_flags: info.tcp_flags,
         len,
-    };
-    let hit = conns
-        .create(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts)
-        .map_err(|e| e.drop_reason())?;
-    ctx.stats.conns_created += 1;
-    Ok(hit)
+    })
 }
 
 /// A FULLNAT local address of the client's family, spread over the pool by client address.
