@@ -2,18 +2,17 @@
 //!
 //! Frames live in one plain `Vec<u8>` cut into `CHUNK_SIZE` chunks, exactly the layout of an
 //! AF_XDP UMEM, so the pipeline sees the same headroom and descriptor arithmetic as on a NIC.
-//! Tests `inject` frames (copied in once, outside the measured path) and `take_tx` what the
-//! worker transmitted. Benchmarks use `inject_desc`/`replay` to re-run the same frames without
-//! any allocation.
+//! Tests `inject` frames (a copy standing in for the NIC's DMA) and `take_tx` what the worker
+//! transmitted; benchmarks `inject` and `discard_tx`. The rx and tx queues are fixed rings of
+//! descriptors, as a NIC's are, so the harness costs what a ring costs.
 //!
 //! Invariants: a chunk is in exactly one of the free list, the rx queue, the tx queue or the
-//! worker's hands; `free + rx + tx + held == chunks`. Never: allocate in rx/tx/recycle/frame.
+//! worker's hands; `free + rx + tx + held == chunks`, so a ring of `chunks` slots never
+//! overflows. Never: allocate in inject/rx/tx/recycle/frame.
 
 // Offsets and lengths are bounded by the pool size and CHUNK_SIZE; the backend is for tests and
 // benchmarks on 64-bit hosts, so the narrowing casts cannot truncate.
 #![allow(clippy::cast_possible_truncation)]
-
-use std::collections::VecDeque;
 
 use super::{CHUNK_SIZE, Desc, Frame, HEADROOM, PacketIo};
 
@@ -22,8 +21,8 @@ use super::{CHUNK_SIZE, Desc, Frame, HEADROOM, PacketIo};
 pub struct MemIo {
     mem: Vec<u8>,
     free: Vec<u64>,
-    rx: VecDeque<Desc>,
-    tx: VecDeque<Desc>,
+    rx: Ring,
+    tx: Ring,
     macs: Vec<[u8; 6]>,
     mtu: usize,
     tx_limit: usize,
@@ -40,8 +39,8 @@ impl MemIo {
         Self {
             mem: vec![0; chunks * CHUNK_SIZE],
             free,
-            rx: VecDeque::with_capacity(chunks),
-            tx: VecDeque::with_capacity(chunks),
+            rx: Ring::new(chunks),
+            tx: Ring::new(chunks),
             macs,
             mtu: 1500,
             tx_limit: usize::MAX,
@@ -69,7 +68,7 @@ impl MemIo {
         };
         let start = chunk as usize + HEADROOM;
         self.mem[start..start + bytes.len()].copy_from_slice(bytes);
-        self.rx.push_back(Desc {
+        self.rx.push(Desc {
             addr: start as u64,
             len: bytes.len() as u32,
             port,
@@ -80,7 +79,7 @@ impl MemIo {
     /// Take every transmitted frame as (port, bytes), returning their chunks to the pool.
     pub fn take_tx(&mut self) -> Vec<(u16, Vec<u8>)> {
         let mut out = Vec::with_capacity(self.tx.len());
-        while let Some(d) = self.tx.pop_front() {
+        while let Some(d) = self.tx.pop() {
             let s = d.addr as usize;
             out.push((d.port, self.mem[s..s + d.len as usize].to_vec()));
             self.free.push(d.chunk());
@@ -91,7 +90,7 @@ impl MemIo {
     /// Drop every transmitted frame without copying (benchmarks).
     pub fn discard_tx(&mut self) -> usize {
         let n = self.tx.len();
-        while let Some(d) = self.tx.pop_front() {
+        while let Some(d) = self.tx.pop() {
             self.free.push(d.chunk());
         }
         n
@@ -101,7 +100,9 @@ impl MemIo {
     /// frames); returns how many.
     pub fn loop_tx_to_rx(&mut self) -> usize {
         let n = self.tx.len();
-        self.rx.extend(self.tx.drain(..));
+        while let Some(d) = self.tx.pop() {
+            self.rx.push(d);
+        }
         n
     }
 
@@ -130,6 +131,52 @@ impl MemIo {
     }
 }
 
+/// A fixed ring of descriptors (power-of-two slots, free-running head and tail).
+#[derive(Debug)]
+struct Ring {
+    slots: Vec<Desc>,
+    mask: usize,
+    head: usize,
+    tail: usize,
+}
+
+impl Ring {
+    /// A ring of at least `n` slots.
+    fn new(n: usize) -> Self {
+        let size = n.max(1).next_power_of_two();
+        Self {
+            slots: vec![Desc::default(); size],
+            mask: size - 1,
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.tail.wrapping_sub(self.head)
+    }
+
+    /// Append `d`. The pool invariant (no more descriptors than chunks) keeps it from
+    /// overflowing; an overflow would overwrite the oldest entry, so it is checked in debug.
+    #[inline]
+    fn push(&mut self, d: Desc) {
+        debug_assert!(self.len() < self.slots.len(), "MemIo ring overflow");
+        self.slots[self.tail & self.mask] = d;
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Desc> {
+        if self.head == self.tail {
+            return None;
+        }
+        let d = self.slots[self.head & self.mask];
+        self.head = self.head.wrapping_add(1);
+        Some(d)
+    }
+}
+
 // Lengths are bounded by CHUNK_SIZE, so the narrowing casts cannot truncate.
 #[allow(clippy::cast_possible_truncation)]
 impl PacketIo for MemIo {
@@ -141,7 +188,7 @@ impl PacketIo for MemIo {
     fn rx_burst(&mut self, descs: &mut [Desc]) -> usize {
         let mut n = 0;
         while n < descs.len() {
-            let Some(d) = self.rx.pop_front() else { break };
+            let Some(d) = self.rx.pop() else { break };
             descs[n] = d;
             n += 1;
         }
@@ -157,7 +204,9 @@ impl PacketIo for MemIo {
     #[inline]
     fn tx_burst(&mut self, descs: &[Desc]) -> usize {
         let n = descs.len().min(self.tx_limit);
-        self.tx.extend(descs[..n].iter().copied());
+        for d in &descs[..n] {
+            self.tx.push(*d);
+        }
         n
     }
 
