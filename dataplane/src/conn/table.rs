@@ -1019,17 +1019,12 @@ impl ConnTable {
     /// the same in-key exists (another worker won a race), that conn is used instead.
     pub fn create(
         &self,
-        new: NewConn,
+        mut new: NewConn,
         now_ms: u64,
         worker: usize,
         t: &Timeouts,
     ) -> Result<Hit, ConnError> {
-        if self.todrop() {
-            if let Some(r) = new.control {
-                self.template_put(r);
-            }
-            return Err(ConnError::Defence);
-        }
+        self.defend(&mut new)?;
         let tu = new.tuple;
         match (tu.caddr, tu.vaddr, tu.daddr, tu.laddr) {
             (IpAddr::V4(c), IpAddr::V4(v), IpAddr::V4(d), IpAddr::V4(l)) => {
@@ -1046,17 +1041,12 @@ impl ConnTable {
     /// path). A conn with an IPv6 address is refused with [`ConnError::Family`].
     pub fn create_v4(
         &self,
-        new: NewConn,
+        mut new: NewConn,
         now_ms: u64,
         worker: usize,
         t: &Timeouts,
     ) -> Result<HitV4, ConnError> {
-        if self.todrop() {
-            if let Some(r) = new.control {
-                self.template_put(r);
-            }
-            return Err(ConnError::Defence);
-        }
+        self.defend(&mut new)?;
         let tu = new.tuple;
         match (tu.caddr, tu.vaddr, tu.daddr, tu.laddr) {
             (IpAddr::V4(c), IpAddr::V4(v), IpAddr::V4(d), IpAddr::V4(l)) => {
@@ -1064,6 +1054,19 @@ impl ConnTable {
             }
             _ => self.wrong_family(new),
         }
+    }
+
+    /// The `drop_packet` defence's word on a new conn: refused ([`ConnError::Defence`], its
+    /// template reservation released) or let through.
+    #[inline]
+    fn defend(&self, new: &mut NewConn) -> Result<(), ConnError> {
+        if self.todrop() {
+            if let Some(r) = new.control.take() {
+                self.template_put(r);
+            }
+            return Err(ConnError::Defence);
+        }
+        Ok(())
     }
 
     /// Refuse a conn whose addresses mix families, releasing its template reservation.

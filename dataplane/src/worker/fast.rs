@@ -19,7 +19,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Ctx, forward, leave, schedule};
+use super::{Ctx, created, forward, leave, schedule};
 use crate::conn::{FlowKeyV4, HitV4};
 use crate::flow::{Dir, proto};
 use crate::io::Frame;
@@ -136,12 +136,11 @@ pub(super) fn new_v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropRea
     };
     // A FULLNAT conn of an IPv4 client with an IPv6 local address is refused by `create_v4`
     // as by `create` (mixed families).
-    let hit = ctx
+    let r = ctx
         .shared
         .conns
-        .create_v4(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts)
-        .map_err(|e| e.drop_reason())?;
-    ctx.stats.conns_created += 1;
+        .create_v4(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts);
+    let hit = created(ctx, r)?;
     forward_v4(ctx, frame, &hit, info.l3_len)
 }
 

@@ -22,7 +22,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::conn::{ConnTable, Hit, NewConn, TemplateKey};
+use crate::conn::{ConnError, ConnTable, Hit, NewConn, TemplateKey};
 use crate::director::Director;
 use crate::flow::{ConnTuple, Dir, FlowKey, proto};
 use crate::fwd::{self, FwdConn, FwdCtx, Verdict};
@@ -526,11 +526,17 @@ fn fwd_ctx(ctx: &Ctx, t: &ConnTuple, dir: Dir) -> FwdCtx {
 /// Schedule and create a new conn for the first packet of a flow.
 fn new_conn(ctx: &mut Ctx, key: &FlowKey, info: &PacketInfo, len: u32) -> Result<Hit, DropReason> {
     let new = schedule(ctx, key, info, len)?;
-    let hit = ctx
+    let r = ctx
         .shared
         .conns
-        .create(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts)
-        .map_err(|e| e.drop_reason())?;
+        .create(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts);
+    created(ctx, r)
+}
+
+/// Count a conn the table created, or turn its refusal into the drop reason.
+#[inline]
+fn created<H>(ctx: &mut Ctx, r: Result<H, ConnError>) -> Result<H, DropReason> {
+    let hit = r.map_err(|e| e.drop_reason())?;
     ctx.stats.conns_created += 1;
     Ok(hit)
 }
