@@ -60,6 +60,8 @@ const R_SLOT_BITS: u32 = 25;
 const R_SLOT: u32 = (1 << R_SLOT_BITS) - 1;
 /// Slots per slab (so that slot numbers fit a template reference).
 const MAX_SLOTS: usize = R_SLOT as usize;
+/// Slots a slab appends at once when it has no free one (the new conn's and free ones).
+const SLAB_BATCH: usize = 8;
 /// `link` value meaning "no controlling template" / end of the free list.
 const NO_LINK: u32 = u32::MAX;
 
@@ -315,9 +317,44 @@ impl<A: Addr> Slab<A> {
             *s = c;
             return slot;
         }
-        #[allow(clippy::cast_possible_truncation)] // INVARIANT: len < MAX_SLOTS < 2^32.
-        let slot = self.slots.len() as u32;
+        // No free slot: append this conn and a batch of free slots after it. Their cache lines
+        // are written now, together, so the shard's next conns store into lines already
+        // fetched instead of each waiting for its own (the slab grows in a different place
+        // for every shard, which no hardware prefetcher follows).
+        let start = self.slots.len();
+        let n = SLAB_BATCH.min(MAX_SLOTS - start);
+        let (addrs, ports, proto) = (c.addrs, c.ports, c.proto);
         self.slots.push(c);
+        for i in start + 1..start + n {
+            #[allow(clippy::cast_possible_truncation)] // INVARIANT: i < MAX_SLOTS < 2^32.
+            let link = if i + 1 < start + n {
+                (i + 1) as u32
+            } else {
+                NO_LINK
+            };
+            self.slots.push(Conn {
+                addrs,
+                ports,
+                proto,
+                state: 0,
+                flags: 0,
+                fwd: 0,
+                tun_port: 0,
+                link,
+                timeout_ms: 0,
+                expires_ms: 0,
+                dest: None,
+                svc: None,
+                _align: [],
+            });
+        }
+        if n > 1 {
+            #[allow(clippy::cast_possible_truncation)] // INVARIANT: start + 1 < MAX_SLOTS.
+            let next = (start + 1) as u32;
+            self.free_head = next;
+        }
+        #[allow(clippy::cast_possible_truncation)] // INVARIANT: start < MAX_SLOTS < 2^32.
+        let slot = start as u32;
         slot
     }
 
@@ -1888,6 +1925,49 @@ mod tests {
         let mut v = Vec::new();
         t.for_each(now, |i| v.push(i.expires_in_ms));
         v
+    }
+
+    fn slot(port: u16) -> Conn<Ipv4Addr> {
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        Conn {
+            addrs: [a; 4],
+            ports: [port; 4],
+            proto: proto::TCP,
+            state: 0,
+            flags: cf::LIVE,
+            fwd: 0,
+            tun_port: 0,
+            link: NO_LINK,
+            timeout_ms: 0,
+            expires_ms: 0,
+            dest: None,
+            svc: None,
+            _align: [],
+        }
+    }
+
+    #[test]
+    fn slab_grows_by_batches_of_free_slots() {
+        let mut s = Slab::<Ipv4Addr>::with_capacity(0);
+        assert_eq!(s.alloc(slot(1)), 0);
+        // The conn and SLAB_BATCH - 1 free slots behind it, linked in order.
+        assert_eq!(s.slots.len(), SLAB_BATCH);
+        assert_eq!(s.live, 1);
+        assert!(s.slots[1..].iter().all(|c| c.flags & cf::LIVE == 0));
+        for i in 1..SLAB_BATCH {
+            assert_eq!(s.alloc(slot(1 + i as u16)) as usize, i);
+        }
+        assert_eq!(s.free_head, NO_LINK);
+        assert_eq!(s.slots.len(), SLAB_BATCH);
+        assert_eq!(s.alloc(slot(99)) as usize, SLAB_BATCH);
+        assert_eq!(s.slots.len(), 2 * SLAB_BATCH);
+        assert_eq!(s.live, SLAB_BATCH + 1);
+        // A freed slot is the next one handed out, ahead of the batch's.
+        s.free(3);
+        assert_eq!(s.alloc(slot(7)), 3);
+        assert_eq!(s.slots[3].ports[0], 7);
+        assert_eq!(s.alloc(slot(8)) as usize, SLAB_BATCH + 1);
+        assert_eq!(s.live, SLAB_BATCH + 2);
     }
 
     #[test]
