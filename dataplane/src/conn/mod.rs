@@ -8,8 +8,8 @@
 //! `conn_tab_bits` keeps its IPVS meaning (2^bits hash buckets, shown as `(size=N)`); the
 //! maximum number of entries is a separate limit with a counted drop when reached.
 //!
-//! Layout ([`table`]): 64 shards, each a mutex held for one lookup or insert (never across a
-//! burst) over a slab of conns and a `hashbrown::HashTable<u32>` index of slab slots. A conn is
+//! Layout ([`table`]): 64 shards, each a spin lock held for one lookup or insert (never across a
+//! burst) over a slab of conns and an index of slab slots ([`index`]). A conn is
 //! indexed by its client-side endpoint in its *home shard*; FULLNAT local ports are chosen
 //! ([`port`]) so the reply endpoint `(LIP, lport)` maps to the same shard, and each worker takes
 //! ports from its own range.
@@ -20,6 +20,7 @@
 //! conns bound to it. Never: hold two shard locks at once, hold a lock across a burst,
 //! allocate on lookup, or sweep the whole table in one call.
 
+pub(crate) mod index;
 pub mod port;
 pub mod state;
 pub mod table;

@@ -1,4 +1,4 @@
-//! The sharded conn table: slabs of conns indexed by `hashbrown::HashTable<u32>`.
+//! The sharded conn table: slabs of conns indexed by a [`ConnIndex`] of `u32` entries.
 //!
 //! Hashing, the kernel's way: an entry is hashed by (protocol, client-side address, client-side
 //! port) only (`ip_vs_conn_hashkey`); a lookup compares the full key against the slot. For a
@@ -8,7 +8,7 @@
 //! replies never pass, and the kernel only matches NAT conns on the way out); FULLNAT conns get
 //! an IN entry for `caddr:cport` and an OUT entry for `laddr:lport`; templates get one TPL entry
 //! for `(caddr masked, 0)`. An index entry is a `u32`: slot number, family bit and role bits, so
-//! the index costs about 5 bytes per entry divided by hashbrown's load factor.
+//! the index costs 6.4 bytes per entry divided by its load factor (see `index.rs`).
 //!
 //! Sharding: `shard = (mix(addr) ^ port) & 63` of the client-side endpoint, so both entries of
 //! a conn are in its home shard (FULLNAT ports are solved for that, see `port.rs`). Each shard
@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam::utils::CachePadded;
-use hashbrown::HashTable;
 
+use super::index::ConnIndex;
 use super::port::{LipPorts, PortLayout};
 use super::state::{self, StateDir, ctpl};
 use super::{
@@ -84,7 +84,7 @@ trait Addr: Copy + Eq + std::fmt::Debug + Send + 'static {
         v4: &'a mut Slab<Ipv4Addr>,
         v6: &'a mut Slab<Ipv6Addr>,
     ) -> &'a mut Slab<Self>;
-    fn parts(sh: &mut Shard) -> (&mut HashTable<u32>, &mut Slab<Self>, &mut Vec<LipPorts>);
+    fn parts(sh: &mut Shard) -> (&mut ConnIndex, &mut Slab<Self>, &mut Vec<LipPorts>);
 }
 
 /// Cache-line alignment marker.
@@ -111,7 +111,7 @@ impl Addr for Ipv4Addr {
         v4
     }
     #[inline]
-    fn parts(sh: &mut Shard) -> (&mut HashTable<u32>, &mut Slab<Self>, &mut Vec<LipPorts>) {
+    fn parts(sh: &mut Shard) -> (&mut ConnIndex, &mut Slab<Self>, &mut Vec<LipPorts>) {
         (&mut sh.index, &mut sh.v4, &mut sh.lips)
     }
 }
@@ -138,7 +138,7 @@ impl Addr for Ipv6Addr {
         v6
     }
     #[inline]
-    fn parts(sh: &mut Shard) -> (&mut HashTable<u32>, &mut Slab<Self>, &mut Vec<LipPorts>) {
+    fn parts(sh: &mut Shard) -> (&mut ConnIndex, &mut Slab<Self>, &mut Vec<LipPorts>) {
         (&mut sh.index, &mut sh.v6, &mut sh.lips)
     }
 }
@@ -383,7 +383,7 @@ impl<A: Addr> Slab<A> {
 /// One shard: its index, its two slabs, FULLNAT port state and its expiry cursor.
 #[derive(Debug)]
 struct Shard {
-    index: HashTable<u32>,
+    index: ConnIndex,
     v4: Slab<Ipv4Addr>,
     v6: Slab<Ipv6Addr>,
     lips: Vec<LipPorts>,
@@ -532,7 +532,7 @@ impl ConnTable {
         let shards = (0..NSHARDS)
             .map(|_| {
                 CachePadded::new(ShardLock::new(Shard {
-                    index: HashTable::with_capacity(index_per_shard),
+                    index: ConnIndex::with_capacity(index_per_shard),
                     v4: Slab::with_capacity(per_shard),
                     v6: Slab::with_capacity(0),
                     lips: Vec::new(),
@@ -737,12 +737,12 @@ impl ConnTable {
         }
     }
 
-    /// Bytes per IPv4 NAT/DR/TUN conn with a full index: the slot plus one index entry
-    /// (4 bytes + 1 control byte) at hashbrown's 7/8 maximum load, rounded up. FULLNAT conns
-    /// add one more index entry; IPv6 conns use [`Self::slot_size`]`(true)`.
+    /// Bytes per IPv4 NAT/DR/TUN conn with a full index: the slot plus one index entry (a
+    /// 64-byte bucket holds 10, at most 7/8 of them used), rounded up. FULLNAT conns add one
+    /// more index entry; IPv6 conns use [`Self::slot_size`]`(true)`.
     #[must_use]
     pub const fn bytes_per_conn() -> usize {
-        Self::slot_size(false) + (5usize * 8).div_ceil(7)
+        Self::slot_size(false) + (64usize * 8).div_ceil(70)
     }
 
     /// Heap bytes held now: slab capacity, index allocations and port maps.
@@ -940,18 +940,16 @@ impl ConnTable {
             let mut g = self.shard(shard_of(eh, ep_port));
             let (index, slab, lips) = A::parts(&mut g);
             let h = bucket_hash(eh, ep_port, proto_num);
-            let found = index
-                .find(h, |&e| {
-                    e & (role | E_V6) == (role | fam) && {
-                        let c = &slab.slots[(e & E_SLOT) as usize];
-                        c.addrs[ci] == ep
-                            && c.ports[ci] == ep_port
-                            && c.addrs[fi] == far
-                            && c.ports[fi] == far_port
-                            && c.proto == proto_num
-                    }
-                })
-                .copied();
+            let found = index.find(h, |e| {
+                e & (role | E_V6) == (role | fam) && {
+                    let c = &slab.slots[(e & E_SLOT) as usize];
+                    c.addrs[ci] == ep
+                        && c.ports[ci] == ep_port
+                        && c.addrs[fi] == far
+                        && c.ports[fi] == far_port
+                        && c.proto == proto_num
+                }
+            });
             match found {
                 Some(e) => {
                     let slot = e & E_SLOT;
@@ -1008,7 +1006,7 @@ impl ConnTable {
     /// controlling template to release (outside the lock).
     fn remove_slot<A: Addr>(
         &self,
-        index: &mut HashTable<u32>,
+        index: &mut ConnIndex,
         slab: &mut Slab<A>,
         lips: &mut [LipPorts],
         slot: u32,
@@ -1191,18 +1189,16 @@ impl ConnTable {
             let seed = self.seed;
             let existing = {
                 let slab = A::slab_mut_of(v4, v6);
-                index
-                    .find(in_hash, |&e| {
-                        e & (E_IN | E_V6) == (E_IN | fam) && {
-                            let c = &slab.slots[(e & E_SLOT) as usize];
-                            c.addrs[0] == addrs[0]
-                                && c.ports[0] == ports[0]
-                                && c.addrs[1] == addrs[1]
-                                && c.ports[1] == ports[1]
-                                && c.proto == tu.proto
-                        }
-                    })
-                    .copied()
+                index.find(in_hash, |e| {
+                    e & (E_IN | E_V6) == (E_IN | fam) && {
+                        let c = &slab.slots[(e & E_SLOT) as usize];
+                        c.addrs[0] == addrs[0]
+                            && c.ports[0] == ports[0]
+                            && c.addrs[1] == addrs[1]
+                            && c.ports[1] == ports[1]
+                            && c.proto == tu.proto
+                    }
+                })
             };
             if let Some(e) = existing {
                 // Lost a race: use the existing conn; give back what this one reserved.
@@ -1289,18 +1285,16 @@ impl ConnTable {
             let mut g = self.shard(shard_of(sh, key.sport));
             let (index, slab, lips) = A::parts(&mut g);
             let h = bucket_hash(sh, key.sport, key.proto);
-            let found = index
-                .find(h, |&e| {
-                    e & (E_IN | E_V6) == (E_IN | fam) && {
-                        let c = &slab.slots[(e & E_SLOT) as usize];
-                        c.addrs[0] == src
-                            && c.ports[0] == key.sport
-                            && c.addrs[1] == dst
-                            && c.ports[1] == key.dport
-                            && c.proto == key.proto
-                    }
-                })
-                .copied();
+            let found = index.find(h, |e| {
+                e & (E_IN | E_V6) == (E_IN | fam) && {
+                    let c = &slab.slots[(e & E_SLOT) as usize];
+                    c.addrs[0] == src
+                        && c.ports[0] == key.sport
+                        && c.addrs[1] == dst
+                        && c.ports[1] == key.dport
+                        && c.proto == key.proto
+                }
+            });
             found.map(|e| self.remove_slot(index, slab, lips, e & E_SLOT).release)
         };
         match release {
@@ -1340,18 +1334,16 @@ impl ConnTable {
         let out = {
             let mut g = self.shard(shard);
             let (index, slab, lips) = A::parts(&mut g);
-            let found = index
-                .find(h, |&e| {
-                    e & (E_TPL | E_V6) == (E_TPL | fam) && {
-                        let c = &slab.slots[(e & E_SLOT) as usize];
-                        c.addrs[0] == caddr
-                            && c.ports[0] == 0
-                            && c.addrs[1] == vaddr
-                            && c.ports[1] == key.vport
-                            && c.proto == key.proto
-                    }
-                })
-                .copied();
+            let found = index.find(h, |e| {
+                e & (E_TPL | E_V6) == (E_TPL | fam) && {
+                    let c = &slab.slots[(e & E_SLOT) as usize];
+                    c.addrs[0] == caddr
+                        && c.ports[0] == 0
+                        && c.addrs[1] == vaddr
+                        && c.ports[1] == key.vport
+                        && c.proto == key.proto
+                }
+            });
             let quiescent = self.expire_quiescent_template.load(Ordering::Relaxed);
             match found {
                 None => None,
@@ -1526,7 +1518,7 @@ impl ConnTable {
     /// (the SYN-flood defence; `u64::MAX` when it is off). `Some(release)` when removed.
     fn expire_slot<A: Addr>(
         &self,
-        index: &mut HashTable<u32>,
+        index: &mut ConnIndex,
         slab: &mut Slab<A>,
         lips: &mut [LipPorts],
         pos: usize,
@@ -1791,21 +1783,19 @@ fn tref(shard: usize, v6: bool, slot: u32) -> u32 {
     (s << (R_SLOT_BITS + 1)) | (u32::from(v6) << R_SLOT_BITS) | (slot & R_SLOT)
 }
 
-fn remove_entry(index: &mut HashTable<u32>, hash: u64, e: u32) {
-    if let Ok(o) = index.find_entry(hash, |&x| x == e) {
-        o.remove();
-    }
+fn remove_entry(index: &mut ConnIndex, hash: u64, e: u32) {
+    index.remove(hash, e);
 }
 
 fn insert_entry(
-    index: &mut HashTable<u32>,
+    index: &mut ConnIndex,
     hash: u64,
     e: u32,
     v4: &Slab<Ipv4Addr>,
     v6: &Slab<Ipv6Addr>,
     seed: u64,
 ) {
-    index.insert_unique(hash, e, |&x| entry_hash(x, v4, v6, seed));
+    index.insert(hash, e, |x| entry_hash(x, v4, v6, seed));
 }
 
 /// A shard's lock: a spin lock (DPDK's `rte_spinlock`, as DPVS guards its tables) whose
@@ -1988,8 +1978,8 @@ mod tests {
     fn bytes_per_conn_from_sizes() {
         let v4 = ConnTable::slot_size(false);
         let v6 = ConnTable::slot_size(true);
-        // One u32 entry plus one control byte per bucket, at most 7/8 of buckets full.
-        let index_entry = 5.0 * 8.0 / 7.0;
+        // A 64-byte bucket of 10 entries, at most 7/8 of them used.
+        let index_entry = 64.0 * 8.0 / 70.0;
         let nat4 = v4 as f64 + index_entry;
         let fnat6 = v6 as f64 + 2.0 * index_entry;
         println!(
