@@ -660,8 +660,13 @@ impl Xvsd {
     /// `-A -t 198.18.1.100:80 -s rr` with every server of `lab` as a NAT dest on port 8080
     /// (the service most end-to-end tests put traffic through).
     pub fn nat_service_over_all(&self, lab: &Lab) -> Result<()> {
+        self.nat_service_over(lab, lab.server_ips.len())
+    }
+
+    /// [`Self::nat_service_over_all`] over the first `n` servers of `lab` only.
+    pub fn nat_service_over(&self, lab: &Lab, n: usize) -> Result<()> {
         self.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])?;
-        for (v4, _) in &lab.server_ips {
+        for (v4, _) in lab.server_ips.iter().take(n) {
             self.adm_ok(&[
                 "-a",
                 "-t",

@@ -17,18 +17,7 @@ fn answers(xvsd: &mut Xvsd) -> bool {
 }
 
 fn configure_and_serve(xvsd: &Xvsd, lab: &Lab) {
-    xvsd.adm_ok(&["-A", "-t", "198.18.1.100:80", "-s", "rr"])
-        .unwrap();
-    let (v4, _) = &lab.server_ips[0];
-    xvsd.adm_ok(&[
-        "-a",
-        "-t",
-        "198.18.1.100:80",
-        "-r",
-        &format!("{v4}:8080"),
-        "-m",
-    ])
-    .unwrap();
+    xvsd.nat_service_over(lab, 1).unwrap();
     for i in 0..3 {
         lab.curl("198.18.1.100", 80, 5)
             .unwrap_or_else(|e| panic!("request {i}: {e}\n{}", xvsd.log()));

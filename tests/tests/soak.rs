@@ -254,6 +254,11 @@ fn traffic_survives_dest_churn_every_100ms() {
         adm(args);
         ops.log.push((t0.elapsed(), args.join(" ")));
     };
+    // `-e` of one dest's weight, counted as an edit.
+    let set_weight = |ops: &mut Ops, t0: Instant, dest: &str, wt: &str| {
+        churn_cmd(ops, t0, &["-e", "-t", VIP, "-r", dest, "-m", "-w", wt]);
+        ops.edits += 1;
+    };
     adm(&["-A", "-t", VIP, "-s", "rr"]);
     adm(&["-a", "-t", VIP, "-r", &rip(0), "-m", "-w", "2"]);
     adm(&["-a", "-t", VIP, "-r", &rip(1), "-m", "-w", "2"]);
@@ -333,21 +338,11 @@ fn traffic_survives_dest_churn_every_100ms() {
             match rng.below(6) {
                 0 => {
                     let wt = (1 + rng.below(5)).to_string();
-                    churn_cmd(
-                        &mut ops,
-                        t0,
-                        &["-e", "-t", VIP, "-r", &rip(0), "-m", "-w", &wt],
-                    );
-                    ops.edits += 1;
+                    set_weight(&mut ops, t0, &rip(0), &wt);
                 }
                 1 => {
                     let wt = rng.below(6).to_string();
-                    churn_cmd(
-                        &mut ops,
-                        t0,
-                        &["-e", "-t", VIP, "-r", &rip(1), "-m", "-w", &wt],
-                    );
-                    ops.edits += 1;
+                    set_weight(&mut ops, t0, &rip(1), &wt);
                 }
                 2 if tick.is_multiple_of(5) => {
                     let s = scheds[rng.pick(scheds.len())];
@@ -367,24 +362,17 @@ fn traffic_survives_dest_churn_every_100ms() {
                             ops.adds += 1;
                         }
                         Churn::Present(t) if now.duration_since(t).as_millis() >= 500 => {
-                            churn_cmd(&mut ops, t0, &["-e", "-t", VIP, "-r", &d, "-m", "-w", "0"]);
+                            set_weight(&mut ops, t0, &d, "0");
                             churn[i] = Churn::Draining(now);
-                            ops.edits += 1;
                         }
                         Churn::Present(_) => {
                             let wt = (1 + rng.below(5)).to_string();
-                            churn_cmd(&mut ops, t0, &["-e", "-t", VIP, "-r", &d, "-m", "-w", &wt]);
-                            ops.edits += 1;
+                            set_weight(&mut ops, t0, &d, &wt);
                         }
                         Churn::Absent(_) | Churn::Draining(_) => {
                             // Waiting out a drain or a pause: edit a stable dest instead.
                             let wt = (1 + rng.below(5)).to_string();
-                            churn_cmd(
-                                &mut ops,
-                                t0,
-                                &["-e", "-t", VIP, "-r", &rip(0), "-m", "-w", &wt],
-                            );
-                            ops.edits += 1;
+                            set_weight(&mut ops, t0, &rip(0), &wt);
                         }
                     }
                 }
