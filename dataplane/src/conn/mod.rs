@@ -129,12 +129,9 @@ pub struct FlowKeyV4 {
 pub struct HitV4 {
     /// Direction of the packet.
     pub dir: Dir,
-    /// Forwarding mode.
-    pub fwd: FwdMode,
-    /// Tunnel settings (meaningful for [`FwdMode::Tunnel`]) in the conn's packed form: decoded
-    /// by [`Self::tun`] only when a tunnel is built, so an established NAT packet never pays
-    /// for it.
-    tun_bits: u8,
+    /// Forwarding mode and tunnel settings in the conn's packed form: [`Self::fwd`] decodes the
+    /// mode, [`Self::tun`] the tunnel kind and flags (only when a tunnel is built).
+    fwd_bits: u8,
     tun_port: u16,
     /// Protocol state after this packet.
     pub state: u8,
@@ -151,10 +148,17 @@ pub struct HitV4 {
 }
 
 impl HitV4 {
-    /// The tunnel settings.
+    /// The forwarding mode.
+    #[inline]
+    #[must_use]
+    pub fn fwd(&self) -> FwdMode {
+        table::fwd_of(self.fwd_bits)
+    }
+
+    /// The tunnel settings (meaningful for [`FwdMode::Tunnel`]).
     #[must_use]
     pub fn tun(&self) -> TunConf {
-        table::unpack_tun(self.tun_bits, self.tun_port)
+        table::unpack_tun(self.fwd_bits, self.tun_port)
     }
 
     /// The general form, for the paths the fast path hands over to.
@@ -174,7 +178,7 @@ impl HitV4 {
                 dport: self.ports[2],
                 lport: self.ports[3],
             },
-            fwd: self.fwd,
+            fwd: self.fwd(),
             tun: self.tun(),
             state: self.state,
             flags: self.flags,

@@ -270,7 +270,7 @@ pub(super) fn unpack_tun(b: u8, port: u16) -> TunConf {
 
 /// The forwarding mode of a packed `fwd` byte.
 #[inline]
-fn fwd_of(b: u8) -> FwdMode {
+pub(super) fn fwd_of(b: u8) -> FwdMode {
     unpack_fwd(b).0
 }
 
@@ -1690,8 +1690,7 @@ fn touch_v4(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hi
     let assure = step(c, dir, pkt, t);
     let hit = HitV4 {
         dir,
-        fwd: fwd_of(c.fwd),
-        tun_bits: c.fwd,
+        fwd_bits: c.fwd,
         tun_port: c.tun_port,
         state: c.state,
         flags: c.flags,

@@ -204,7 +204,7 @@ fn forward_v4(
     let [caddr, vaddr, daddr, laddr] = hit.addrs;
     let [cport, vport, dport, lport] = hit.ports;
     // (route towards, new source, new destination)
-    let (to, src, dst) = match (hit.fwd, hit.dir) {
+    let (to, src, dst) = match (hit.fwd(), hit.dir) {
         (FwdMode::Masq, Dir::Input) => (daddr, None, Some((daddr, dport))),
         (FwdMode::Masq, Dir::Output) => (caddr, Some((vaddr, vport)), None),
         (FwdMode::FullNat, Dir::Input) => (daddr, Some((laddr, lport)), Some((daddr, dport))),
