@@ -270,6 +270,13 @@ pub fn next_state(proto_num: u8, dir: StateDir, flags: u8, cur: u8) -> u8 {
 #[inline]
 #[must_use]
 pub fn next_state_with(secure: bool, proto_num: u8, dir: StateDir, flags: u8, cur: u8) -> u8 {
+    // PERF: the established conn's plain ACK (nearly every packet) stays ESTABLISHED in every
+    // row of both tables (test `established_ack_stays_in_every_row`); answered before the table
+    // walk.
+    let first = tcp_flags::RST | tcp_flags::SYN | tcp_flags::FIN | tcp_flags::ACK;
+    if proto_num == proto::TCP && cur == tcp::ESTABLISHED && flags & first == tcp_flags::ACK {
+        return tcp::ESTABLISHED;
+    }
     match proto_num {
         proto::TCP if secure => tcp_next_secure(dir, flags, cur),
         proto::TCP => tcp_next(dir, flags, cur),
@@ -358,6 +365,25 @@ mod tests {
         assert_eq!(tcp_state_idx(ACK), Some(2));
         assert_eq!(tcp_state_idx(0x08), None); // PSH only
         assert_eq!(tcp_next(StateDir::Input, 0x08, ESTABLISHED), CLOSE);
+    }
+
+    /// The shortcut of `next_state_with` answers what the tables answer: for every flag byte
+    /// whose first flag is ACK, ESTABLISHED stays ESTABLISHED in every row of both tables.
+    #[test]
+    fn established_ack_stays_in_every_row() {
+        for flags in 0..=u8::MAX {
+            if tcp_state_idx(flags) != Some(2) {
+                continue;
+            }
+            for dir in [StateDir::Input, StateDir::Output, StateDir::InputOnly] {
+                assert_eq!(tcp_next(dir, flags, ESTABLISHED), ESTABLISHED, "{dir:?} {flags:#x}");
+                assert_eq!(tcp_next_secure(dir, flags, ESTABLISHED), ESTABLISHED);
+                for secure in [false, true] {
+                    let n = next_state_with(secure, proto::TCP, dir, flags, ESTABLISHED);
+                    assert_eq!(n, ESTABLISHED);
+                }
+            }
+        }
     }
 
     /// NAT handshake and close, walking INPUT/OUTPUT rows.
