@@ -774,6 +774,7 @@ impl ConnTable {
             worker,
             update: true,
             secure: self.secure_tcp(),
+            fresh: false,
         }
     }
 
@@ -887,6 +888,7 @@ impl ConnTable {
             worker,
             update: false,
             secure: self.secure_tcp(),
+            fresh: false,
         };
         let t = Timeouts::default();
         match dir {
@@ -1142,7 +1144,11 @@ impl ConnTable {
             worker,
             update: true,
             secure: self.secure_tcp(),
+            fresh: false,
         };
+        // The new conn's own first packet: bound after it, in one atomic add (the kernel binds
+        // inactive and moves the conn on its first state change: three for a SYN, same counts).
+        let first = Packet { fresh: true, ..pkt };
         let mut conn = Conn {
             addrs,
             ports,
@@ -1161,8 +1167,8 @@ impl ConnTable {
         if new.one_packet && tu.proto == proto::UDP {
             // Bound, counted, used for this packet and expired at once (ip_vs_conn_put).
             conn.flags |= cf::ONE_PACKET;
+            let (hit, _) = H::make(&mut conn, Dir::Input, &first, t);
             bind_new(&conn, worker);
-            let (hit, _) = H::make(&mut conn, Dir::Input, &pkt, t);
             if let Some(d) = &conn.dest {
                 d.unbind(false, conn.flags & cf::INACTIVE != 0);
             }
@@ -1242,8 +1248,8 @@ impl ConnTable {
                     }
                     Err(ConnError::Full)
                 } else {
+                    let (hit, a) = H::make(&mut conn, Dir::Input, &first, t);
                     bind_new(&conn, worker);
-                    let (hit, a) = H::make(&mut conn, Dir::Input, &pkt, t);
                     assure = a;
                     let out_hash = fnat
                         .then(|| bucket_hash(conn.addrs[3].hash(seed), conn.ports[3], tu.proto));
@@ -1644,6 +1650,9 @@ struct Packet {
     update: bool,
     /// Use the `secure_tcp` state table.
     secure: bool,
+    /// The conn is being created and not yet bound to its dest: a state change flips only the
+    /// conn's INACTIVE flag, and [`bind_new`] then counts it once in the class it ended in.
+    fresh: bool,
 }
 
 /// Run one packet through a conn (`ip_vs_set_state` + stats + `ip_vs_conn_put`'s timer).
@@ -1721,10 +1730,14 @@ fn transition<A: Addr>(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) ->
             let active = state::is_active(c.proto, new);
             let inactive = c.flags & cf::INACTIVE != 0;
             if !inactive && !active {
-                d.set_inactive(true);
+                if !pkt.fresh {
+                    d.set_inactive(true);
+                }
                 c.flags |= cf::INACTIVE;
             } else if inactive && active {
-                d.set_inactive(false);
+                if !pkt.fresh {
+                    d.set_inactive(false);
+                }
                 c.flags &= !cf::INACTIVE;
             }
         }
@@ -1752,10 +1765,11 @@ fn count(k: &Counters, dir: Dir, len: u64) {
     }
 }
 
-/// Bind a new conn to its dest (inactive first) and count it (`ip_vs_conn_stats`).
+/// Bind a new conn to its dest, in ActiveConn or InActConn as its first packet left it (see
+/// [`Packet::fresh`]), and count it (`ip_vs_conn_stats`).
 fn bind_new<A: Addr>(c: &Conn<A>, worker: usize) {
     if let Some(d) = &c.dest {
-        d.bind(false, true);
+        d.bind(false, c.flags & cf::INACTIVE != 0);
         Counters::bump(&d.stats.slot(worker).conns, 1);
     }
     if let Some(s) = &c.svc {
