@@ -185,3 +185,69 @@ fn established_nat_both_directions() {
         }
     }
 }
+
+/// Whole bursts, as a NIC hands them over: several conns' handshakes, data, replies and
+/// closes interleaved in one `poll`, including a conn's SYN and its next packets in the same
+/// burst. The fast path (which looks two client -> VIP packets up at once) must transmit
+/// exactly what the general path, one packet at a time, transmits, and leave the same conns.
+#[test]
+fn bursts_equal_on_both_paths() {
+    let client = ip("198.18.1.2");
+    let nat = ip("198.18.1.100");
+    let dr = ip("198.18.1.101");
+    let tcp = |vip, cport: u16, fl: u8, data: &[u8]| {
+        testutil::tcp(C_MAC, D0, client, cport, vip, 80, fl, data)
+    };
+    let udp = |cport: u16| testutil::udp(C_MAC, D0, client, cport, nat, 53, b"q");
+    let bursts: Vec<Vec<(u16, Vec<u8>)>> = vec![
+        // Handshakes and data of the same conns within one burst.
+        vec![
+            (0, tcp(nat, 41000, flags::SYN, b"")),
+            (0, tcp(nat, 41000, flags::ACK, b"")),
+            (0, tcp(nat, 41001, flags::SYN, b"")),
+            (0, tcp(nat, 41000, flags::ACK | flags::PSH, b"get")),
+            (0, tcp(dr, 42000, flags::SYN, b"")),
+            (0, tcp(dr, 42000, flags::ACK, b"")),
+            (0, udp(43000)),
+            (0, udp(43000)),
+            (0, tcp(nat, 41002, flags::ACK, b"no conn")),
+            (0, tcp(nat, 41001, flags::ACK, b"")),
+        ],
+        // Established traffic, a close and a reuse of a closed conn's ports.
+        vec![
+            (0, tcp(nat, 41000, flags::ACK, b"more")),
+            (0, tcp(nat, 41001, flags::ACK | flags::PSH, b"x")),
+            (0, tcp(dr, 42000, flags::ACK, b"y")),
+            (0, tcp(nat, 41001, flags::FIN | flags::ACK, b"")),
+            (0, tcp(nat, 41001, flags::ACK, b"")),
+            (0, tcp(nat, 41000, flags::RST, b"")),
+            (0, tcp(nat, 41000, flags::SYN, b"")),
+            (0, tcp(nat, 41000, flags::ACK, b"")),
+            (0, udp(43000)),
+        ],
+    ];
+    let run = |fast: bool| {
+        let (mut w, _, conns) = worker();
+        w.set_fast_path(fast);
+        let mut out = Vec::new();
+        for (i, burst) in bursts.iter().enumerate() {
+            for (port, f) in burst {
+                assert!(w.io_mut().inject(*port, f));
+            }
+            w.poll(10 + i as u64);
+            out.push(w.io_mut().take_tx());
+        }
+        let mut table = Vec::new();
+        conns.for_each(100, |c| table.push(format!("{c:?}")));
+        table.sort();
+        (out, w.stats().drops, table)
+    };
+    let (slow, fast) = (run(false), run(true));
+    assert!(
+        slow.0.iter().map(Vec::len).sum::<usize>() > 10,
+        "traffic went through"
+    );
+    assert_eq!(fast.0, slow.0, "transmitted frames differ");
+    assert_eq!(fast.1, slow.1, "drop reasons differ");
+    assert_eq!(fast.2, slow.2, "conn tables differ");
+}

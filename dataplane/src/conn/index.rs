@@ -140,7 +140,7 @@ impl ConnIndex {
     }
 
     /// The first entry inserted with `hash` for which `eq` holds.
-    #[inline]
+    #[inline(always)]
     pub(super) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = tag_of(hash);
         #[allow(clippy::cast_possible_truncation)] // INVARIANT: masked to the bucket count.

@@ -376,7 +376,11 @@ mod tests {
                 continue;
             }
             for dir in [StateDir::Input, StateDir::Output, StateDir::InputOnly] {
-                assert_eq!(tcp_next(dir, flags, ESTABLISHED), ESTABLISHED, "{dir:?} {flags:#x}");
+                assert_eq!(
+                    tcp_next(dir, flags, ESTABLISHED),
+                    ESTABLISHED,
+                    "{dir:?} {flags:#x}"
+                );
                 assert_eq!(tcp_next_secure(dir, flags, ESTABLISHED), ESTABLISHED);
                 for secure in [false, true] {
                     let n = next_state_with(secure, proto::TCP, dir, flags, ESTABLISHED);

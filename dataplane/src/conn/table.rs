@@ -14,7 +14,10 @@
 //! a conn are in its home shard (FULLNAT ports are solved for that, see `port.rs`). Each shard
 //! is a spin lock padded to its own cache line, held for one probe/insert/remove and released
 //! before any other shard is locked (template links are updated after the conn's shard is
-//! unlocked). Conns of each family live in their own slab so an IPv4 conn takes 64 bytes.
+//! unlocked). The one exception is [`ConnTable::lookup_v4_pair`], which holds the two shards of
+//! a pair of lookups, always taken lowest first: as nothing else ever waits for a shard while
+//! holding one, no cycle of waits can form. Conns of each family live in their own slab so an
+//! IPv4 conn takes 64 bytes.
 //!
 //! Timers: a conn's `expires_ms` is refreshed on every packet to now + the state's timeout
 //! (the kernel re-arms its timer in `ip_vs_conn_put`). [`ConnTable::expire`] walks a bounded
@@ -22,7 +25,7 @@
 //! meets a due conn removes it and misses. A template due while it still controls conns is
 //! kept for another 60 s and its timeout becomes 60 s (the kernel's `expire_later`).
 //!
-//! Never: hold two shard locks, allocate on lookup (an insert may grow a slab or index past
+//! Never: hold two shard locks (but a pair lookup's, in shard order), allocate on lookup (an insert may grow a slab or index past
 //! what `with_bits` reserved), or take an unbounded amount of work in `expire`.
 
 use std::hash::BuildHasher;
@@ -866,7 +869,7 @@ impl ConnTable {
     fn probe_v4(&self, key: &FlowKeyV4, dir: Dir, pkt: &Packet, t: &Timeouts) -> Option<HitV4> {
         let (src, dst) = (Ipv4Addr::from_bits(key.src), Ipv4Addr::from_bits(key.dst));
         let ports = (key.sport, key.dport);
-        self.probe_a(key.proto, src, dst, ports, dir, pkt, t, touch_v4)
+        self.probe_a::<_, HitV4>(key.proto, src, dst, ports, dir, pkt, t)
     }
 
     /// Find the conn an ICMP error refers to (`key` is the flow of the quoted packet as the
@@ -904,10 +907,10 @@ impl ConnTable {
         let ports = (key.sport, key.dport);
         match (key.src, key.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                self.probe_a(key.proto, s, d, ports, dir, pkt, t, touch)
+                self.probe_a::<_, Hit>(key.proto, s, d, ports, dir, pkt, t)
             }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
-                self.probe_a(key.proto, s, d, ports, dir, pkt, t, touch)
+                self.probe_a::<_, Hit>(key.proto, s, d, ports, dir, pkt, t)
             }
             _ => None,
         }
@@ -920,7 +923,7 @@ impl ConnTable {
     /// through it and builds the caller's hit type.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn probe_a<A: Addr, H>(
+    fn probe_a<A: Addr, H: MakeHit<A>>(
         &self,
         proto_num: u8,
         src: A,
@@ -929,19 +932,48 @@ impl ConnTable {
         dir: Dir,
         pkt: &Packet,
         t: &Timeouts,
-        touch: impl FnOnce(&mut Conn<A>, Dir, &Packet, &Timeouts) -> (H, Option<u32>),
     ) -> Option<H> {
+        let (ep, ep_port) = match dir {
+            Dir::Input => (src, sport),
+            Dir::Output => (dst, dport),
+        };
+        let eh = ep.hash(self.seed);
+        let (hit, release, assure) = {
+            let mut g = self.shard(shard_of(eh, ep_port));
+            let h = bucket_hash(eh, ep_port, proto_num);
+            self.probe_locked::<A, H>(&mut g, h, proto_num, src, dst, (sport, dport), dir, pkt, t)
+        };
+        if release.is_some() || assure.is_some() {
+            self.after_unlock(release, assure);
+        }
+        hit
+    }
+
+    /// The part of [`Self::probe_a`] under the shard's lock: `sh` is the locked shard of the
+    /// probed endpoint and `h` its bucket hash. Returns the hit and the template bookkeeping
+    /// for [`Self::after_unlock`] (a reference to release, a template to mark ASSURED).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn probe_locked<A: Addr, H: MakeHit<A>>(
+        &self,
+        sh: &mut Shard,
+        h: u64,
+        proto_num: u8,
+        src: A,
+        dst: A,
+        (sport, dport): (u16, u16),
+        dir: Dir,
+        pkt: &Packet,
+        t: &Timeouts,
+    ) -> (Option<H>, Option<u32>, Option<u32>) {
         let fam = if A::V6 { E_V6 } else { 0 };
         // Slot indexes: client-side endpoint `ci`, far endpoint `fi`.
         let (role, ep, ep_port, far, far_port, ci, fi) = match dir {
             Dir::Input => (E_IN, src, sport, dst, dport, 0, 1),
             Dir::Output => (E_OUT, dst, dport, src, sport, 3, 2),
         };
-        let eh = ep.hash(self.seed);
-        let (hit, release, assure) = {
-            let mut g = self.shard(shard_of(eh, ep_port));
-            let (index, slab, lips) = A::parts(&mut g);
-            let h = bucket_hash(eh, ep_port, proto_num);
+        {
+            let (index, slab, lips) = A::parts(sh);
             let found = index.find(h, |e| {
                 e & (role | E_V6) == (role | fam) && {
                     let c = &slab.slots[(e & E_SLOT) as usize];
@@ -960,17 +992,96 @@ impl ConnTable {
                         let r = self.remove_slot(index, slab, lips, slot);
                         (None, r.release, None)
                     } else {
-                        let (hit, assure) = touch(&mut slab.slots[slot as usize], dir, pkt, t);
+                        let (hit, assure) = H::make(&mut slab.slots[slot as usize], dir, pkt, t);
                         (Some(hit), None, assure)
                     }
                 }
                 None => (None, None, None),
             }
-        };
-        if release.is_some() || assure.is_some() {
-            self.after_unlock(release, assure);
         }
-        hit
+    }
+
+    /// The client -> VIP probe of `k` in its locked shard `sh` (bucket hash `h`).
+    #[inline(always)]
+    fn probe_in_v4(
+        &self,
+        sh: &mut Shard,
+        h: u64,
+        k: &FlowKeyV4,
+        pkt: &Packet,
+        t: &Timeouts,
+    ) -> (Option<HitV4>, Option<u32>, Option<u32>) {
+        let (src, dst) = (Ipv4Addr::from_bits(k.src), Ipv4Addr::from_bits(k.dst));
+        let ports = (k.sport, k.dport);
+        self.probe_locked::<_, HitV4>(sh, h, k.proto, src, dst, ports, Dir::Input, pkt, t)
+    }
+
+    /// [`Self::lookup_v4`] of two packets at once, both to service addresses (so each takes
+    /// the client -> VIP probe only, as `lookup_v4` does when `maybe_reply()` is false): the
+    /// two shards are locked together (in shard order, so two workers pairing the same
+    /// shards cannot deadlock; no path holds one shard lock while taking another), the first
+    /// packet is probed, and the second only if the first hit. Returns the first's hit, and
+    /// for the second `Some(hit or miss)` or `None` when it was not probed (the first missed:
+    /// the caller must then handle the first before looking the second up, as one at a
+    /// time would). The table sees exactly what two `lookup_v4` calls in a row show it; the
+    /// gain is that the second probe's loads no longer wait for the first packet's rewrite
+    /// and the next lock, so the two lookups' dependent loads overlap.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lookup_v4_pair(
+        &self,
+        keys: [&FlowKeyV4; 2],
+        tcp_flags: [u8; 2],
+        lens: [u32; 2],
+        now_ms: u64,
+        worker: usize,
+        t: &Timeouts,
+    ) -> (Option<HitV4>, Option<Option<HitV4>>) {
+        let [ka, kb] = keys;
+        let pa = self.packet(tcp_flags[0], lens[0], now_ms, worker);
+        let pb = Packet {
+            flags: tcp_flags[1],
+            len: lens[1],
+            ..pa
+        };
+        let ea = Ipv4Addr::from_bits(ka.src).hash(self.seed);
+        let eb = Ipv4Addr::from_bits(kb.src).hash(self.seed);
+        let (sa, sb) = (shard_of(ea, ka.sport), shard_of(eb, kb.sport));
+        let (ha, hb) = (
+            bucket_hash(ea, ka.sport, ka.proto),
+            bucket_hash(eb, kb.sport, kb.proto),
+        );
+        let (a, b) = {
+            let (lo, hi) = (sa.min(sb), sa.max(sb));
+            let mut g_lo = self.shard(lo);
+            let mut g_hi = (hi != lo).then(|| self.shard(hi));
+            let a = {
+                let sh = match g_hi.as_deref_mut() {
+                    Some(h) if sa == hi => h,
+                    _ => &mut *g_lo,
+                };
+                self.probe_in_v4(sh, ha, ka, &pa, t)
+            };
+            let b = if a.0.is_some() {
+                let sh = match g_hi.as_deref_mut() {
+                    Some(h) if sb == hi => h,
+                    _ => &mut *g_lo,
+                };
+                Some(self.probe_in_v4(sh, hb, kb, &pb, t))
+            } else {
+                None
+            };
+            (a, b)
+        };
+        if a.1.is_some() || a.2.is_some() {
+            self.after_unlock(a.1, a.2);
+        }
+        let b = b.map(|(hit, release, assure)| {
+            if release.is_some() || assure.is_some() {
+                self.after_unlock(release, assure);
+            }
+            hit
+        });
+        (a.0, b)
     }
 
     /// Template bookkeeping that needs another shard's lock: release a controlling reference,
@@ -1627,14 +1738,14 @@ trait MakeHit<A: Addr>: Sized {
 }
 
 impl<A: Addr> MakeHit<A> for Hit {
-    #[inline]
+    #[inline(always)]
     fn make(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Self, Option<u32>) {
         touch(c, dir, pkt, t)
     }
 }
 
 impl MakeHit<Ipv4Addr> for HitV4 {
-    #[inline]
+    #[inline(always)]
     fn make(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Self, Option<u32>) {
         touch_v4(c, dir, pkt, t)
     }
@@ -2279,6 +2390,71 @@ mod tests {
         assert_eq!(total, 1000);
         assert!(calls >= 1000 / 16);
         assert_eq!(counts(&d), (0, 0, 0));
+    }
+
+    /// `lookup_v4_pair` shows the table exactly two `lookup_v4` calls in a row (for packets to
+    /// a VIP), except that the second packet is not probed when the first misses.
+    #[test]
+    fn pair_lookup_is_two_lookups_in_a_row() {
+        let v4 = |k: &FlowKey| {
+            let (IpAddr::V4(src), IpAddr::V4(dst)) = (k.src, k.dst) else {
+                unreachable!("IPv4 test keys")
+            };
+            FlowKeyV4 {
+                proto: k.proto,
+                src: src.to_bits(),
+                dst: dst.to_bits(),
+                sport: k.sport,
+                dport: k.dport,
+            }
+        };
+        let t = ConnTable::with_bits(12, 10_000, 1).unwrap();
+        let (d, s) = (dest(1), svc());
+        let tus: Vec<ConnTuple> = (0..200)
+            .map(|i| tuple(proto::TCP, &format!("198.51.100.{}", i % 100), 30_000 + i))
+            .collect();
+        for tu in &tus {
+            t.create(new_conn(*tu, FwdMode::Masq, &d, &s), 0, 0, &T)
+                .unwrap();
+        }
+        let shard = |tu: &ConnTuple| t.shard_of(tu.caddr, tu.cport);
+        let a = tus[0];
+        let same = *tus[1..].iter().find(|tu| shard(tu) == shard(&a)).unwrap();
+        let other = *tus[1..].iter().find(|tu| shard(tu) != shard(&a)).unwrap();
+        let absent = tuple(proto::TCP, "198.51.100.250", 999);
+        let pair = |x: &ConnTuple, y: &ConnTuple, now: u64| {
+            let (kx, ky) = (v4(&x.in_key()), v4(&y.in_key()));
+            t.lookup_v4_pair([&kx, &ky], [tf::ACK; 2], [40, 50], now, 0, &T)
+        };
+        let inpkts = || d.stats.slot(0).read().inpkts;
+        // Both found, in two shards, in one, and one conn twice: both counted, in order.
+        for (y, n) in [(other, 2), (same, 2), (a, 2)] {
+            let before = inpkts();
+            let (ha, hb) = pair(&a, &y, 1);
+            let (ha, hb) = (
+                ha.expect("first found"),
+                hb.expect("probed").expect("found"),
+            );
+            assert_eq!(
+                (ha.dir, ha.ports[0], hb.ports[0]),
+                (Dir::Input, a.cport, y.cport)
+            );
+            assert_eq!(inpkts() - before, n);
+        }
+        // The first found, the second absent: probed and missed.
+        let (ha, hb) = pair(&a, &absent, 1);
+        assert!(ha.is_some() && hb == Some(None));
+        // The first absent: the second is not probed (not counted).
+        let before = inpkts();
+        assert_eq!(pair(&absent, &other, 1), (None, None));
+        assert_eq!(inpkts(), before);
+        // The first due: removed and missed as `lookup_v4` does, the second not probed.
+        let len = t.len();
+        let late = 1_000_000_000;
+        assert_eq!(pair(&a, &other, late), (None, None));
+        assert_eq!(t.len(), len - 1);
+        let k = v4(&other.in_key());
+        assert!(t.lookup_v4(&k, tf::ACK, 40, 1, 0, &T, || false).is_some());
     }
 
     #[test]

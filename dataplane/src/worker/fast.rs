@@ -3,8 +3,11 @@
 //!
 //! It takes only the common shape: Ethernet II without a VLAN tag, IPv4 without options, not a
 //! fragment, TTL > 1, a valid header checksum, a whole TCP or UDP header, and no
-//! CHECKSUM_PARTIAL completion configured. Anything else it declines ([`Fast::Slow`]) before
+//! CHECKSUM_PARTIAL completion configured. Anything else [`classify`] declines before
 //! touching the frame or the conn table, and the general path runs as if it had never looked.
+//! Two client -> VIP frames in a row that are not SYNs are looked up together ([`pair`]: both
+//! shards locked at once, so the second lookup's loads overlap the first's instead of waiting
+//! for its rewrite and the next lock), with the table seeing what two lookups in a row show it.
 //! A packet of no conn comes back as [`Fast::Miss`]: the general path then schedules it
 //! without probing the table a second time. Once a conn is found the packet is finished here,
 //! or, when the conn's mode or the packet needs more (TUN, MTU answers, an unknown next hop),
@@ -15,7 +18,8 @@
 //! end-to-end tests run both paths): TTL decremented, NAT/FULLNAT addresses and ports
 //! replaced with RFC 1624 checksum updates (a zero UDP checksum stays zero, a computed zero is
 //! sent as `0xffff`), Ethernet padding trimmed, the next hop's and egress port's MACs.
-//! Never: allocate, lock anything but the conn's shard, or change a frame it declines.
+//! Never: allocate, lock anything but the conns' shards (two only in a pair, in shard order),
+//! or change a frame it declines.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -32,9 +36,7 @@ use crate::wire::{self, Frag, PacketInfo, Parsed, checksum};
 pub(super) enum Fast {
     /// Finished: transmit (`Ok`) or drop.
     Done(Result<(), DropReason>),
-    /// Not its shape; nothing was looked up or changed.
-    Slow,
-    /// An IPv4 TCP/UDP packet of `v4`'s shape that belongs to no conn (both directions
+    /// An IPv4 TCP/UDP packet of [`classify`]'s shape that belongs to no conn (both directions
     /// probed): for [`new_v4`].
     Miss,
 }
@@ -46,51 +48,60 @@ const IP_SRC: usize = ETH + 12;
 const IP_DST: usize = ETH + 16;
 const L4: usize = ETH + 20;
 
-/// Classify and look up one frame.
+/// A frame of the fast path's shape, classified: its flow, TCP flags (0 for UDP) and IP
+/// length.
+#[derive(Copy, Clone, Debug)]
+pub(super) struct V4 {
+    pub(super) key: FlowKeyV4,
+    pub(super) tcp_flags: u8,
+    pub(super) tl: usize,
+}
+
+impl V4 {
+    #[inline]
+    fn len(&self) -> u32 {
+        #[allow(clippy::cast_possible_truncation)] // INVARIANT: tl <= 65535.
+        let len = self.tl as u32;
+        len
+    }
+}
+
+/// Whether `d` has the fast path's shape (see the module doc), and its flow if so. Reads only.
 #[inline(always)]
-pub(super) fn v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Fast {
-    let d = frame.data();
-    let Some((h, after)) = d.split_first_chunk::<L4>() else {
-        return Fast::Slow;
-    };
+pub(super) fn classify(d: &[u8]) -> Option<V4> {
+    let (h, after) = d.split_first_chunk::<L4>()?;
     if h[12] != 0x08 || h[13] != 0x00 || h[ETH] != 0x45 {
-        return Fast::Slow;
+        return None;
     }
     let tl = usize::from(u16::from_be_bytes([h[ETH + 2], h[ETH + 3]]));
     let frag = u16::from_be_bytes([h[ETH + 6], h[ETH + 7]]);
     if tl < 20 || tl - 20 > after.len() || frag & 0x3fff != 0 || h[IP_TTL] <= 1 {
-        return Fast::Slow;
+        return None;
     }
     if header_sum(h) != 0xffff {
-        return Fast::Slow;
+        return None;
     }
     let l4 = &after[..tl - 20];
     let (p, tcp_flags) = match h[ETH + 9] {
         proto::TCP => {
-            let Some(t) = l4.first_chunk::<20>() else {
-                return Fast::Slow;
-            };
+            let t = l4.first_chunk::<20>()?;
             let hl = usize::from(t[12] >> 4) * 4;
             if hl < 20 || hl > l4.len() {
-                return Fast::Slow;
+                return None;
             }
             (proto::TCP, t[13])
         }
         proto::UDP => {
-            let Some(u) = l4.first_chunk::<8>() else {
-                return Fast::Slow;
-            };
+            let u = l4.first_chunk::<8>()?;
             let ul = usize::from(u16::from_be_bytes([u[4], u[5]]));
             if ul < 8 || ul > l4.len() {
-                return Fast::Slow;
+                return None;
             }
             (proto::UDP, 0)
         }
-        _ => return Fast::Slow,
+        _ => return None,
     };
-    let Some(ports) = l4.first_chunk::<4>() else {
-        return Fast::Slow;
-    };
+    let ports = l4.first_chunk::<4>()?;
     let key = FlowKeyV4 {
         proto: p,
         src: u32::from_be_bytes([h[IP_SRC], h[IP_SRC + 1], h[IP_SRC + 2], h[IP_SRC + 3]]),
@@ -98,21 +109,61 @@ pub(super) fn v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Fast {
         sport: u16::from_be_bytes([ports[0], ports[1]]),
         dport: u16::from_be_bytes([ports[2], ports[3]]),
     };
-    #[allow(clippy::cast_possible_truncation)] // INVARIANT: tl <= 65535.
-    let len = tl as u32;
+    Some(V4 { key, tcp_flags, tl })
+}
+
+/// Look up a classified frame and forward it if its conn is found.
+#[inline(always)]
+pub(super) fn lookup(ctx: &mut Ctx, frame: &mut Frame<'_>, p: &V4) -> Fast {
     let conns = &ctx.shared.conns;
     let snap = &ctx.snap;
     match conns.lookup_v4(
-        &key,
-        tcp_flags,
-        len,
+        &p.key,
+        p.tcp_flags,
+        p.len(),
         ctx.now_ms,
         ctx.index,
         &snap.timeouts,
-        || !snap.vip_only_v4(key.dst),
+        || !snap.vip_only_v4(p.key.dst),
     ) {
-        Some(hit) => Fast::Done(forward_v4(ctx, frame, &hit, tl)),
+        Some(hit) => Fast::Done(forward_v4(ctx, frame, &hit, p.tl)),
         None => Fast::Miss,
+    }
+}
+
+/// Whether a classified frame may be looked up in a pair ([`pair`]): it goes to a service
+/// address only, so its lookup is the client -> VIP probe alone; and it is not a SYN, which
+/// most likely opens a conn (a miss ends a pair early, so pairing it would only cost).
+#[inline(always)]
+pub(super) fn pairable(ctx: &Ctx, p: &V4) -> bool {
+    p.tcp_flags & wire::tcp::flags::SYN == 0 && ctx.snap.vip_only_v4(p.key.dst)
+}
+
+/// Look up two [`pairable`] frames together ([`crate::conn::ConnTable::lookup_v4_pair`]).
+#[inline(always)]
+pub(super) fn pair(ctx: &Ctx, a: &V4, b: &V4) -> (Option<HitV4>, Option<Option<HitV4>>) {
+    ctx.shared.conns.lookup_v4_pair(
+        [&a.key, &b.key],
+        [a.tcp_flags, b.tcp_flags],
+        [a.len(), b.len()],
+        ctx.now_ms,
+        ctx.index,
+        &ctx.snap.timeouts,
+    )
+}
+
+/// Finish a classified frame whose lookup was done: forward it on its conn's `hit`, or
+/// (a miss) schedule a new conn for it.
+#[inline(always)]
+pub(super) fn finish(
+    ctx: &mut Ctx,
+    frame: &mut Frame<'_>,
+    p: &V4,
+    hit: Option<&HitV4>,
+) -> Result<(), DropReason> {
+    match hit {
+        Some(h) => forward_v4(ctx, frame, h, p.tl),
+        None => new_v4(ctx, frame),
     }
 }
 
@@ -144,7 +195,7 @@ pub(super) fn new_v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropRea
     forward_v4(ctx, frame, &hit, info.l3_len)
 }
 
-/// The summary `parse_frame` makes of a frame of `v4`'s shape (already validated), built
+/// The summary `parse_frame` makes of a frame of [`classify`]'s shape (already validated), built
 /// directly.
 #[inline]
 fn info_v4(d: &[u8]) -> Option<PacketInfo> {
@@ -187,7 +238,7 @@ fn header_sum(h: &[u8; L4]) -> u16 {
     checksum::fold64(w(0) + w(4) + w(8) + w(12) + w(16))
 }
 
-/// Rewrite and address a packet of the conn `hit` (the frame is of `v4`'s shape, `tl` bytes of
+/// Rewrite and address a packet of the conn `hit` (the frame is of [`classify`]'s shape, `tl` bytes of
 /// IP).
 #[inline(always)]
 fn forward_v4(
@@ -221,7 +272,7 @@ fn forward_v4(
     }
     frame.set_len(ETH + tl).map_err(|_| DropReason::Malformed)?;
     let b = frame.data_mut();
-    // `v4` checked the IP header and a UDP header at least are there.
+    // `classify` checked the IP header and a UDP header at least are there.
     let (h, rest) = b
         .split_first_chunk_mut::<{ L4 + 8 }>()
         .ok_or(DropReason::Malformed)?;
@@ -243,7 +294,7 @@ fn forward_v4(
     h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!checksum::fold64(c + ip_acc)).to_be_bytes());
     if src.is_some() || dst.is_some() {
         if hit.proto == proto::TCP {
-            // TCP checksum at L4 + 16: `v4` checked a whole TCP header is there.
+            // TCP checksum at L4 + 16: `classify` checked a whole TCP header is there.
             const AT: usize = wire::tcp::CHECKSUM_OFFSET - 8;
             let t = rest.get_mut(AT..AT + 2).ok_or(DropReason::Malformed)?;
             let c = u64::from(!u16::from_be_bytes([t[0], t[1]]));

@@ -258,37 +258,39 @@ impl<I: PacketIo> Worker<I> {
         // Every received frame ends in the tx or the drop array: leave room in both.
         let room = BATCH - ntx.max(ndrop);
         let n = self.io.rx_burst(&mut self.rx[..room]);
-        for i in 0..n {
+        let mut i = 0;
+        while i < n {
             let mut d = self.rx[i];
             self.ctx.stats.rx_packets += 1;
             self.ctx.stats.rx_bytes += u64::from(d.len);
-            let verdict = {
-                let mut frame = self.io.frame(&mut d);
-                process(&mut self.ctx, &mut frame)
+            let cls = if self.ctx.fast {
+                fast::classify(self.io.frame(&mut d).data())
+            } else {
+                None
             };
-            match verdict {
-                Ok(()) => {
-                    self.tx[ntx] = d;
-                    ntx += 1;
+            let verdict = match cls {
+                // Two client -> VIP frames in a row: their lookups overlap (see `pair`).
+                Some(a) if i + 1 < n && fast::pairable(&self.ctx, &a) => {
+                    let mut db = self.rx[i + 1];
+                    match fast::classify(self.io.frame(&mut db).data())
+                        .filter(|b| fast::pairable(&self.ctx, b))
+                    {
+                        Some(b) => {
+                            self.pair(now_ms, (d, &a), (db, &b), &mut ntx, &mut ndrop);
+                            i += 2;
+                            continue;
+                        }
+                        None => self.fast_one(&mut d, &a),
+                    }
                 }
-                Err(DropReason::NeighUnresolved)
-                    if self.ctx.hold_for.is_some() && self.nheld < HOLD =>
-                {
-                    let via = self
-                        .ctx
-                        .hold_for
-                        .take()
-                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-                    self.held[self.nheld] = (d, via, now_ms);
-                    self.nheld += 1;
+                Some(a) => self.fast_one(&mut d, &a),
+                None => {
+                    let mut frame = self.io.frame(&mut d);
+                    general(&mut self.ctx, &mut frame)
                 }
-                Err(r) => {
-                    self.ctx.hold_for = None;
-                    self.ctx.stats.drop(r);
-                    self.drop[ndrop] = d;
-                    ndrop += 1;
-                }
-            }
+            };
+            self.settle(d, verdict, now_ms, &mut ntx, &mut ndrop);
+            i += 1;
         }
         if ntx > 0 {
             let sent = self.io.tx_burst(&self.tx[..ntx]);
@@ -317,6 +319,82 @@ impl<I: PacketIo> Worker<I> {
             self.publish();
         }
         n
+    }
+
+    /// One classified fast-path frame: look it up and forward it, or schedule its new conn.
+    #[inline(always)]
+    fn fast_one(&mut self, d: &mut Desc, p: &fast::V4) -> Result<(), DropReason> {
+        let mut frame = self.io.frame(d);
+        match fast::lookup(&mut self.ctx, &mut frame, p) {
+            Fast::Done(r) => r,
+            Fast::Miss => fast::new_v4(&mut self.ctx, &mut frame),
+        }
+    }
+
+    /// Two [`fast::pairable`] frames (`rx` order): both looked up at once, then each finished
+    /// and settled in order. When the first misses, the second is looked up only after the
+    /// first's new conn exists, as one at a time would.
+    #[inline(always)]
+    fn pair(
+        &mut self,
+        now_ms: u64,
+        (mut da, a): (Desc, &fast::V4),
+        (mut db, b): (Desc, &fast::V4),
+        ntx: &mut usize,
+        ndrop: &mut usize,
+    ) {
+        self.ctx.stats.rx_packets += 1;
+        self.ctx.stats.rx_bytes += u64::from(db.len);
+        let (ha, hb) = fast::pair(&self.ctx, a, b);
+        let va = {
+            let mut frame = self.io.frame(&mut da);
+            fast::finish(&mut self.ctx, &mut frame, a, ha.as_ref())
+        };
+        self.settle(da, va, now_ms, ntx, ndrop);
+        let vb = match hb {
+            Some(hit) => {
+                let mut frame = self.io.frame(&mut db);
+                fast::finish(&mut self.ctx, &mut frame, b, hit.as_ref())
+            }
+            None => self.fast_one(&mut db, b),
+        };
+        self.settle(db, vb, now_ms, ntx, ndrop);
+    }
+
+    /// Put a processed frame where its verdict sends it: the tx array, the hold queue (its next
+    /// hop's MAC is being asked for) or the drop array, counted by reason.
+    #[inline(always)]
+    fn settle(
+        &mut self,
+        d: Desc,
+        verdict: Result<(), DropReason>,
+        now_ms: u64,
+        ntx: &mut usize,
+        ndrop: &mut usize,
+    ) {
+        match verdict {
+            Ok(()) => {
+                self.tx[*ntx] = d;
+                *ntx += 1;
+            }
+            Err(DropReason::NeighUnresolved)
+                if self.ctx.hold_for.is_some() && self.nheld < HOLD =>
+            {
+                let via = self
+                    .ctx
+                    .hold_for
+                    .take()
+                    .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                self.held[self.nheld] = (d, via, now_ms);
+                self.nheld += 1;
+            }
+            Err(r) => {
+                self.ctx.hold_for = None;
+                self.ctx.stats.drop(r);
+                self.drop[*ndrop] = d;
+                *ndrop += 1;
+            }
+        }
     }
 
     /// Send held frames whose next hop is now known; drop those that waited too long.
@@ -389,16 +467,10 @@ fn seeded(sched: &AnyScheduler, service: usize, worker: usize) -> AnyScheduler {
     s
 }
 
-/// Run one frame to completion. `Ok` means transmit it (its descriptor's port is set).
+/// The general path: run one frame the fast path declined to completion. `Ok` means transmit
+/// it (its descriptor's port is set).
 #[inline]
-fn process(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
-    if ctx.fast {
-        match fast::v4(ctx, frame) {
-            Fast::Done(r) => return r,
-            Fast::Miss => return fast::new_v4(ctx, frame),
-            Fast::Slow => {}
-        }
-    }
+fn general(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
     let parsed = wire::parse_frame(frame.data())?;
     let info = match parsed {
         Parsed::Ip(info) => info,
