@@ -135,8 +135,19 @@ pub(super) fn lookup(ctx: &mut Ctx, frame: &mut Frame<'_>, p: &V4) -> Fast {
 /// address only, so its lookup is the client -> VIP probe alone; and it is not a SYN, which
 /// most likely opens a conn (a miss ends a pair early, so pairing it would only cost).
 #[inline(always)]
-pub(super) fn pairable(ctx: &Ctx, p: &V4) -> bool {
-    p.tcp_flags & wire::tcp::flags::SYN == 0 && ctx.snap.vip_only_v4(p.key.dst)
+pub(super) fn pairable(ctx: &mut Ctx, p: &V4) -> bool {
+    if p.tcp_flags & wire::tcp::flags::SYN != 0 {
+        return false;
+    }
+    let dst = p.key.dst;
+    if ctx.vip_hint == Some(dst) {
+        return true;
+    }
+    let vip = ctx.snap.vip_only_v4(dst);
+    if vip {
+        ctx.vip_hint = Some(dst);
+    }
+    vip
 }
 
 /// Look up two [`pairable`] frames together ([`crate::conn::ConnTable::lookup_v4_pair`]).

@@ -155,6 +155,9 @@ struct Ctx {
     /// Whether the IPv4 fast path runs (see [`Worker::set_fast_path`]); never with
     /// `Shared::complete_partial`.
     fast: bool,
+    /// The last IPv4 destination `snap` answered `vip_only_v4` for, so a run of packets to
+    /// one VIP asks its set once (forgotten with the snapshot).
+    vip_hint: Option<u32>,
 }
 
 impl<I: PacketIo> Worker<I> {
@@ -187,6 +190,7 @@ impl<I: PacketIo> Worker<I> {
                 icmp_tokens: ICMP_BURST,
                 icmp_at: 0,
                 hops: HopCache::new(),
+                vip_hint: None,
                 fast,
             },
             rx: [Desc::default(); BATCH],
@@ -240,6 +244,7 @@ impl<I: PacketIo> Worker<I> {
                 scheds.push(sched);
             }
             self.ctx.scheds = scheds;
+            self.ctx.vip_hint = None;
         }
         if let Some(n) = self.ctx.shared.neigh.load_if_changed(&self.ctx.neigh) {
             self.ctx.neigh = n;
@@ -270,10 +275,10 @@ impl<I: PacketIo> Worker<I> {
             };
             let verdict = match cls {
                 // Two client -> VIP frames in a row: their lookups overlap (see `pair`).
-                Some(a) if i + 1 < n && fast::pairable(&self.ctx, &a) => {
+                Some(a) if i + 1 < n && fast::pairable(&mut self.ctx, &a) => {
                     let mut db = self.rx[i + 1];
                     match fast::classify(self.io.frame(&mut db).data())
-                        .filter(|b| fast::pairable(&self.ctx, b))
+                        .filter(|b| fast::pairable(&mut self.ctx, b))
                     {
                         Some(b) => {
                             self.pair(now_ms, (d, &a), (db, &b), &mut ntx, &mut ndrop);
