@@ -165,6 +165,15 @@ impl ConnIndex {
         }
     }
 
+    /// Read the home bucket of `hash` (a word of its tags), for no other purpose than to bring
+    /// its line into the cache before a probe that will need it.
+    #[inline]
+    pub(super) fn peek(&self, hash: u64) -> u64 {
+        #[allow(clippy::cast_possible_truncation)] // INVARIANT: masked to the bucket count.
+        let b = hash as usize & self.mask;
+        self.buckets.get(b).map_or(0, |bk| bk.tags[0])
+    }
+
     /// Remove the entry `e` inserted with `hash`; whether it was there.
     pub(super) fn remove(&mut self, hash: u64, e: u32) -> bool {
         let tag = tag_of(hash);

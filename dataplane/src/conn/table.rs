@@ -361,6 +361,15 @@ impl<A: Addr> Slab<A> {
         slot
     }
 
+    /// Read the slot the next conn will be stored in (when one is free), to bring its line
+    /// into the cache before the store.
+    #[inline]
+    fn peek_free(&self) -> u32 {
+        self.slots
+            .get(self.free_head as usize)
+            .map_or(0, |s| s.link)
+    }
+
     /// Whether no slot can be stored.
     fn is_full(&self) -> bool {
         self.free_head == NO_LINK && self.slots.len() >= MAX_SLOTS
@@ -1025,7 +1034,10 @@ impl ConnTable {
     /// the caller must then handle the first before looking the second up, as one at a
     /// time would). The table sees exactly what two `lookup_v4` calls in a row show it; the
     /// gain is that the second probe's loads no longer wait for the first packet's rewrite
-    /// and the next lock, so the two lookups' dependent loads overlap.
+    /// and the next lock, so the two lookups' dependent loads overlap. When the first misses,
+    /// the lines its new conn and the second's probe will need (the free slots, the second's
+    /// bucket) are read without changing anything, so they are cached by the time they are
+    /// used.
     #[allow(clippy::too_many_arguments)]
     pub fn lookup_v4_pair(
         &self,
@@ -1059,15 +1071,23 @@ impl ConnTable {
                     Some(h) if sa == hi => h,
                     _ => &mut *g_lo,
                 };
-                self.probe_in_v4(sh, ha, ka, &pa, t)
+                let a = self.probe_in_v4(sh, ha, ka, &pa, t);
+                if a.0.is_none() {
+                    // A miss (most likely a new conn): the line its conn will be stored in.
+                    std::hint::black_box(sh.v4.peek_free());
+                }
+                a
+            };
+            let sh = match g_hi.as_deref_mut() {
+                Some(h) if sb == hi => h,
+                _ => &mut *g_lo,
             };
             let b = if a.0.is_some() {
-                let sh = match g_hi.as_deref_mut() {
-                    Some(h) if sb == hi => h,
-                    _ => &mut *g_lo,
-                };
                 Some(self.probe_in_v4(sh, hb, kb, &pb, t))
             } else {
+                // The second is looked up after the first's miss is handled; meanwhile its
+                // bucket and the line its conn would take are read in (no state changes).
+                std::hint::black_box(sh.index.peek(hb) ^ u64::from(sh.v4.peek_free()));
                 None
             };
             (a, b)

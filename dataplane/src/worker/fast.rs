@@ -5,9 +5,11 @@
 //! fragment, TTL > 1, a valid header checksum, a whole TCP or UDP header, and no
 //! CHECKSUM_PARTIAL completion configured. Anything else [`classify`] declines before
 //! touching the frame or the conn table, and the general path runs as if it had never looked.
-//! Two client -> VIP frames in a row that are not SYNs are looked up together ([`pair`]: both
-//! shards locked at once, so the second lookup's loads overlap the first's instead of waiting
-//! for its rewrite and the next lock), with the table seeing what two lookups in a row show it.
+//! Two client -> VIP frames in a row are looked up together ([`pair`]: both shards locked at
+//! once, so the second lookup's loads overlap the first's instead of waiting for its rewrite
+//! and the next lock), with the table seeing what two lookups in a row show it; when the first
+//! misses (a SYN, most likely), the second's bucket and free slot are read in while the first
+//! conn is created.
 //! A packet of no conn comes back as [`Fast::Miss`]: the general path then schedules it
 //! without probing the table a second time. Once a conn is found the packet is finished here,
 //! or, when the conn's mode or the packet needs more (TUN, MTU answers, an unknown next hop),
@@ -132,13 +134,9 @@ pub(super) fn lookup(ctx: &mut Ctx, frame: &mut Frame<'_>, p: &V4) -> Fast {
 }
 
 /// Whether a classified frame may be looked up in a pair ([`pair`]): it goes to a service
-/// address only, so its lookup is the client -> VIP probe alone; and it is not a SYN, which
-/// most likely opens a conn (a miss ends a pair early, so pairing it would only cost).
+/// address only, so its lookup is the client -> VIP probe alone.
 #[inline(always)]
 pub(super) fn pairable(ctx: &mut Ctx, p: &V4) -> bool {
-    if p.tcp_flags & wire::tcp::flags::SYN != 0 {
-        return false;
-    }
     let dst = p.key.dst;
     if ctx.vip_hint == Some(dst) {
         return true;
