@@ -178,6 +178,80 @@ pub fn pipeline(data: &[u8]) {
     }
 }
 
+/// Frames [`pipeline_bursts`] delivers in one burst at most (a quarter of the pool, leaving
+/// room for the ARP requests and ICMP answers the worker allocates).
+const BURST: usize = POOL / 4;
+
+/// Target `pipeline_bursts`: the records of [`pipeline`], delivered in bursts as a NIC does: a
+/// frame whose clock advance is 0 joins the burst before it (up to [`BURST`] frames), so the
+/// worker's per-burst paths run (two client -> VIP frames in a row are looked up together).
+/// Per burst: every frame is sent or dropped with exactly one counted reason, no pool frame
+/// leaks, and when every frame of the burst has right checksums, so does every frame emitted.
+pub fn pipeline_bursts(data: &[u8]) {
+    let mut w = fuzz_worker();
+    let mut now_ms = 1_000u64;
+    let mut rest = data;
+    let mut frame = Vec::with_capacity(4096);
+    let mut burst = (0u64, true);
+    while rest.len() >= 3 {
+        let h = rest[0];
+        let len = usize::from(u16::from_be_bytes([rest[1], rest[2]])).min(rest.len() - 3);
+        frame.clear();
+        frame.extend_from_slice(&rest[3..3 + len]);
+        rest = &rest[3 + len..];
+        if h & 2 != 0 {
+            fix_checksums(&mut frame);
+        }
+        let advance = u64::from(h >> 2) * 1000;
+        if advance != 0 || burst.0 == BURST as u64 {
+            run_burst(&mut w, &mut now_ms, burst);
+            burst = (0, true);
+        }
+        now_ms += advance;
+        let valid = verify_checksums(&frame).is_ok();
+        if w.io_mut().inject(u16::from(h & 1), &frame) {
+            burst = (burst.0 + 1, burst.1 && valid);
+        }
+    }
+    run_burst(&mut w, &mut now_ms, burst);
+}
+
+/// One turn over the `n` frames injected (`all_valid`: all with right checksums), checked as
+/// [`pipeline_bursts`] says.
+fn run_burst(w: &mut Worker<MemIo>, now_ms: &mut u64, (n, all_valid): (u64, bool)) {
+    if n == 0 {
+        return;
+    }
+    let before = w.stats().clone();
+    w.poll(*now_ms);
+    if w.held() > 0 {
+        *now_ms += xvs_dataplane::worker::HOLD_MS;
+        w.poll(*now_ms);
+    }
+    let out = w.io_mut().take_tx();
+    let after = w.stats();
+    let drops: u64 = after.drops.iter().sum::<u64>() - before.drops.iter().sum::<u64>();
+    let tx = after.tx_packets - before.tx_packets;
+    assert_eq!(after.rx_packets - before.rx_packets, n);
+    assert_eq!(
+        tx + drops,
+        n,
+        "a frame was neither sent nor counted as dropped"
+    );
+    assert_eq!(w.io().free_frames(), w.io().chunks(), "a frame leaked");
+    assert!(out.len() as u64 >= tx);
+    if all_valid {
+        for (p, o) in &out {
+            assert!(usize::from(*p) < 2);
+            if let Err(e) = verify_checksums(o) {
+                panic!(
+                    "a burst of valid frames produced a bad checksum on port {p}: {e}\nout: {o:02x?}"
+                );
+            }
+        }
+    }
+}
+
 /// A fresh control-thread state over an empty director.
 fn server() -> Server {
     Server::with_names(Arc::new(Director::new(1)), Hooks::default(), 12, names())

@@ -15,9 +15,10 @@ use crate::common::{C_MAC, D0, D1, R_MAC};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("wire_parse", crate::wire_parse),
     ("pipeline", crate::pipeline),
+    ("pipeline_bursts", crate::pipeline_bursts),
     ("proto", crate::proto),
     ("ipvsadm_args", crate::ipvsadm_args),
     ("restore", crate::restore),
@@ -27,8 +28,14 @@ fn dir(sub: &str, target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(sub).join(target)
 }
 
+/// The seed corpus of `target`: its own, but `pipeline_bursts` reads `pipeline`'s records.
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let mut v: Vec<_> = std::fs::read_dir(dir("seeds", target))
+    let from = if target == "pipeline_bursts" {
+        "pipeline"
+    } else {
+        target
+    };
+    let mut v: Vec<_> = std::fs::read_dir(dir("seeds", from))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
     v.sort();
@@ -154,6 +161,11 @@ fn random_wire_parse() {
 #[test]
 fn random_pipeline() {
     random("pipeline", crate::pipeline, 4);
+}
+
+#[test]
+fn random_pipeline_bursts() {
+    random("pipeline_bursts", crate::pipeline_bursts, 4);
 }
 
 #[test]
