@@ -928,8 +928,8 @@ impl ConnTable {
     /// One probe of a packet `src:sport -> dst:dport` (`ports`): for `Dir::Input` the
     /// packet's source is the client; for `Dir::Output` its destination is the client (NAT) or
     /// the LIP (FULLNAT). A found conn that is due (or reused, see
-    /// [`Self::set_conn_reuse_mode`]) is removed and missed; otherwise `touch` runs the packet
-    /// through it and builds the caller's hit type.
+    /// [`Self::set_conn_reuse_mode`]) is removed and missed; otherwise the hit type's
+    /// [`MakeHit::make`] runs the packet through it and describes the conn.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn probe_a<A: Addr, H: MakeHit<A>>(
