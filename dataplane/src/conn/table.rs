@@ -2477,6 +2477,52 @@ mod tests {
         assert!(t.lookup_v4(&k, tf::ACK, 40, 1, 0, &T, || false).is_some());
     }
 
+    /// Two threads pairing the same shards in opposite orders (the deadlock a pair would risk
+    /// without its lowest-first locking) all finish, and every lookup is counted once.
+    #[test]
+    fn pair_lookups_from_two_threads_finish() {
+        let t = Arc::new(ConnTable::with_bits(12, 10_000, 2).unwrap());
+        let (d, s) = (dest(1), svc());
+        let keys: Vec<FlowKeyV4> = (0..64)
+            .map(|i| {
+                let tu = tuple(proto::TCP, &format!("198.51.100.{i}"), 30_000 + i);
+                t.create(new_conn(tu, FwdMode::Masq, &d, &s), 0, 0, &T)
+                    .unwrap();
+                let (IpAddr::V4(src), IpAddr::V4(dst)) = (tu.caddr, tu.vaddr) else {
+                    unreachable!("IPv4 test tuples")
+                };
+                FlowKeyV4 {
+                    proto: tu.proto,
+                    src: src.to_bits(),
+                    dst: dst.to_bits(),
+                    sport: tu.cport,
+                    dport: tu.vport,
+                }
+            })
+            .collect();
+        const ROUNDS: usize = 200_000;
+        let inpkts = || (0..2).map(|w| d.stats.slot(w).read().inpkts).sum::<u64>();
+        let before = inpkts();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for worker in 0..2 {
+            let (t, keys, tx) = (Arc::clone(&t), keys.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for r in 0..ROUNDS {
+                    let (a, b) = (&keys[r % 64], &keys[(r * 7 + 1) % 64]);
+                    let (a, b) = if worker == 0 { (a, b) } else { (b, a) };
+                    let (ha, hb) = t.lookup_v4_pair([a, b], [tf::ACK; 2], [40; 2], 1, worker, &T);
+                    assert!(ha.is_some() && hb.is_some_and(|h| h.is_some()));
+                }
+                tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..2 {
+            rx.recv_timeout(std::time::Duration::from_secs(120))
+                .expect("both threads finish (no deadlock)");
+        }
+        assert_eq!(inpkts() - before, 2 * 2 * ROUNDS as u64);
+    }
+
     #[test]
     fn full_table_drops() {
         let t = ConnTable::with_bits(8, 3, 1).unwrap();
