@@ -17,8 +17,9 @@
 //! Invariants: an entry is in the index iff its slot is live (templates invalidated by
 //! `expire_quiescent_template` or a gone dest are unindexed but kept until they expire); the
 //! global count equals the number of live slots; a dest's counters reflect exactly the live
-//! conns bound to it. Never: hold two shard locks at once, hold a lock across a burst,
-//! allocate on lookup, or sweep the whole table in one call.
+//! conns bound to it. Never: hold two shard locks at once (but the two of a pair lookup, taken
+//! in shard order), hold a lock across a burst, allocate on lookup, or sweep the whole table
+//! in one call.
 
 pub(crate) mod index;
 pub mod port;

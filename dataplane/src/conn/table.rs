@@ -25,8 +25,9 @@
 //! meets a due conn removes it and misses. A template due while it still controls conns is
 //! kept for another 60 s and its timeout becomes 60 s (the kernel's `expire_later`).
 //!
-//! Never: hold two shard locks (but a pair lookup's, in shard order), allocate on lookup (an insert may grow a slab or index past
-//! what `with_bits` reserved), or take an unbounded amount of work in `expire`.
+//! Never: hold two shard locks (but a pair lookup's, in shard order), allocate on lookup (an
+//! insert may grow a slab or index past what `with_bits` reserved), or take an unbounded amount
+//! of work in `expire`.
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -161,6 +162,14 @@ fn shard_of(addr_hash: u64, port: u16) -> usize {
     #[allow(clippy::cast_possible_truncation)] // INVARIANT: deliberate truncation of a hash.
     let a = addr_hash as u32;
     ((a ^ u32::from(port)) & SHARD_MASK) as usize
+}
+
+/// The home shard of the endpoint `ep:port` and its bucket hash there (for protocol
+/// `proto_num`): where its entries are indexed.
+#[inline]
+fn home<A: Addr>(ep: A, port: u16, proto_num: u8, seed: u64) -> (usize, u64) {
+    let h = ep.hash(seed);
+    (shard_of(h, port), bucket_hash(h, port, proto_num))
 }
 
 /// The index hash of an endpoint inside its shard (independent of the shard bits).
@@ -946,15 +955,12 @@ impl ConnTable {
             Dir::Input => (src, sport),
             Dir::Output => (dst, dport),
         };
-        let eh = ep.hash(self.seed);
+        let (shard, h) = home(ep, ep_port, proto_num, self.seed);
         let (hit, release, assure) = {
-            let mut g = self.shard(shard_of(eh, ep_port));
-            let h = bucket_hash(eh, ep_port, proto_num);
+            let mut g = self.shard(shard);
             self.probe_locked::<A, H>(&mut g, h, proto_num, src, dst, (sport, dport), dir, pkt, t)
         };
-        if release.is_some() || assure.is_some() {
-            self.after_unlock(release, assure);
-        }
+        self.after_unlock(release, assure);
         hit
     }
 
@@ -1055,13 +1061,8 @@ impl ConnTable {
             len: lens[1],
             ..pa
         };
-        let ea = Ipv4Addr::from_bits(ka.src).hash(self.seed);
-        let eb = Ipv4Addr::from_bits(kb.src).hash(self.seed);
-        let (sa, sb) = (shard_of(ea, ka.sport), shard_of(eb, kb.sport));
-        let (ha, hb) = (
-            bucket_hash(ea, ka.sport, ka.proto),
-            bucket_hash(eb, kb.sport, kb.proto),
-        );
+        let in_home = |k: &FlowKeyV4| home(Ipv4Addr::from_bits(k.src), k.sport, k.proto, self.seed);
+        let ((sa, ha), (sb, hb)) = (in_home(ka), in_home(kb));
         let (a, b) = {
             let (lo, hi) = (sa.min(sb), sa.max(sb));
             let mut g_lo = self.shard(lo);
@@ -1092,13 +1093,9 @@ impl ConnTable {
             };
             (a, b)
         };
-        if a.1.is_some() || a.2.is_some() {
-            self.after_unlock(a.1, a.2);
-        }
+        self.after_unlock(a.1, a.2);
         let b = b.map(|(hit, release, assure)| {
-            if release.is_some() || assure.is_some() {
-                self.after_unlock(release, assure);
-            }
+            self.after_unlock(release, assure);
             hit
         });
         (a.0, b)
@@ -1157,10 +1154,10 @@ impl ConnTable {
                 E_IN
             };
             let first = slot | fam | role;
-            remove_entry(index, endpoint_hash(c, first, self.seed), first);
+            index.remove(endpoint_hash(c, first, self.seed), first);
             if flags & cf::FNAT != 0 {
                 let out = slot | fam | E_OUT;
-                remove_entry(index, endpoint_hash(c, out, self.seed), out);
+                index.remove(endpoint_hash(c, out, self.seed), out);
             }
         }
         if flags & cf::FNAT != 0 {
@@ -1309,9 +1306,7 @@ impl ConnTable {
             return Ok(hit);
         }
         let fam = if A::V6 { E_V6 } else { 0 };
-        let ch = addrs[0].hash(self.seed);
-        let shard = shard_of(ch, ports[0]);
-        let in_hash = bucket_hash(ch, ports[0], tu.proto);
+        let (shard, in_hash) = home(addrs[0], ports[0], tu.proto, self.seed);
         let mut release = None;
         let mut assure = None;
         let result = {
@@ -1417,11 +1412,10 @@ impl ConnTable {
 
     fn remove_a<A: Addr>(&self, key: &FlowKey, src: A, dst: A) -> bool {
         let fam = if A::V6 { E_V6 } else { 0 };
-        let sh = src.hash(self.seed);
+        let (shard, h) = home(src, key.sport, key.proto, self.seed);
         let release = {
-            let mut g = self.shard(shard_of(sh, key.sport));
+            let mut g = self.shard(shard);
             let (index, slab, lips) = A::parts(&mut g);
-            let h = bucket_hash(sh, key.sport, key.proto);
             let found = index.find(h, |e| {
                 e & (E_IN | E_V6) == (E_IN | fam) && {
                     let c = &slab.slots[(e & E_SLOT) as usize];
@@ -1464,9 +1458,7 @@ impl ConnTable {
         now_ms: u64,
     ) -> Option<TemplateHit> {
         let fam = if A::V6 { E_V6 } else { 0 };
-        let ch = caddr.hash(self.seed);
-        let shard = shard_of(ch, 0);
-        let h = bucket_hash(ch, 0, key.proto);
+        let (shard, h) = home(caddr, 0, key.proto, self.seed);
         let mut release = None;
         let out = {
             let mut g = self.shard(shard);
@@ -1495,7 +1487,7 @@ impl ConnTable {
                         None
                     } else if !valid {
                         // Invalidate: unhash, keep until its own timer (not restarted).
-                        remove_entry(index, h, e);
+                        index.remove(h, e);
                         slab.slots[slot as usize].flags |= cf::UNHASHED;
                         None
                     } else {
@@ -1557,9 +1549,7 @@ impl ConnTable {
             return Err(ConnError::Full);
         }
         let fam = if A::V6 { E_V6 } else { 0 };
-        let ch = addrs[0].hash(self.seed);
-        let shard = shard_of(ch, 0);
-        let h = bucket_hash(ch, 0, key.proto);
+        let (shard, h) = home(addrs[0], 0, key.proto, self.seed);
         let conn = Conn {
             addrs,
             ports: [0, key.vport, dport, 0],
@@ -1925,10 +1915,6 @@ fn tref(shard: usize, v6: bool, slot: u32) -> u32 {
     #[allow(clippy::cast_possible_truncation)] // INVARIANT: shard < 64.
     let s = shard as u32;
     (s << (R_SLOT_BITS + 1)) | (u32::from(v6) << R_SLOT_BITS) | (slot & R_SLOT)
-}
-
-fn remove_entry(index: &mut ConnIndex, hash: u64, e: u32) {
-    index.remove(hash, e);
 }
 
 fn insert_entry(

@@ -247,8 +247,8 @@ fn header_sum(h: &[u8; L4]) -> u16 {
     checksum::fold64(w(0) + w(4) + w(8) + w(12) + w(16))
 }
 
-/// Rewrite and address a packet of the conn `hit` (the frame is of [`classify`]'s shape, `tl` bytes of
-/// IP).
+/// Rewrite and address a packet of the conn `hit` (the frame is of [`classify`]'s shape, `tl`
+/// bytes of IP).
 #[inline(always)]
 fn forward_v4(
     ctx: &mut Ctx,
