@@ -122,6 +122,9 @@ pub struct WorkerStats {
     pub neigh_requests: u64,
     /// Conns created.
     pub conns_created: u64,
+    /// Frames forwarded through the worker's flow cache (their conn touched by reference,
+    /// not looked up; counted in `rx_packets` too).
+    pub flow_hits: u64,
 }
 
 impl WorkerStats {
@@ -143,6 +146,7 @@ impl WorkerStats {
         self.neigh_replies += o.neigh_replies;
         self.neigh_requests += o.neigh_requests;
         self.conns_created += o.conns_created;
+        self.flow_hits += o.flow_hits;
     }
 
     /// Total drops.

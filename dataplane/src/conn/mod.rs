@@ -146,9 +146,65 @@ pub struct HitV4 {
     pub ports: [u16; 4],
     /// IP protocol number.
     pub proto: u8,
+    /// Where the conn is stored (shard and slot), [`NOT_STORED`] for a one-packet conn.
+    pub(crate) at: u32,
+}
+
+/// [`HitV4::at`] of a conn that is not in the table (one-packet UDP).
+pub(crate) const NOT_STORED: u32 = u32::MAX;
+
+/// A found IPv4 conn as a worker's flow cache keeps it, to run later packets of the flow
+/// through that conn without looking it up ([`ConnTable::touch_v4`]): where the conn is stored
+/// and everything that identifies it (all four endpoints, protocol, forwarding mode). The
+/// table checks the slot still holds a conn with exactly this identity before using it, so a
+/// reference that outlived its conn (removed, or its slot reused) is refused, never misapplied.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnRefV4 {
+    pub(crate) at: u32,
+    /// Client, virtual, dest and local addresses (host order).
+    pub addrs: [u32; 4],
+    /// Client, virtual, dest and local ports.
+    pub ports: [u16; 4],
+    /// IP protocol number.
+    pub proto: u8,
+    pub(crate) fwd_bits: u8,
+}
+
+impl ConnRefV4 {
+    /// The forwarding mode.
+    #[inline]
+    #[must_use]
+    pub fn fwd(&self) -> FwdMode {
+        table::fwd_of(self.fwd_bits)
+    }
+
+    /// Whether `k` is this conn's client -> VIP key.
+    #[inline(always)]
+    #[must_use]
+    pub fn is_in_key(&self, k: &FlowKeyV4) -> bool {
+        self.addrs[0] == k.src
+            && self.addrs[1] == k.dst
+            && self.ports[0] == k.sport
+            && self.ports[1] == k.dport
+            && self.proto == k.proto
+    }
 }
 
 impl HitV4 {
+    /// A reference to the conn for [`ConnTable::touch_v4`]; `None` for a conn that is not
+    /// stored.
+    #[inline]
+    #[must_use]
+    pub fn conn_ref(&self) -> Option<ConnRefV4> {
+        (self.at != NOT_STORED).then_some(ConnRefV4 {
+            at: self.at,
+            addrs: self.addrs,
+            ports: self.ports,
+            proto: self.proto,
+            fwd_bits: self.fwd_bits,
+        })
+    }
+
     /// The forwarding mode.
     #[inline]
     #[must_use]

@@ -40,8 +40,8 @@ use super::index::ConnIndex;
 use super::port::{LipPorts, PortLayout};
 use super::state::{self, StateDir, ctpl};
 use super::{
-    ConnError, ConnInfo, FlowKeyV4, Hit, HitV4, NewConn, TemplateHit, TemplateKey, TemplateRef,
-    conn_flags as cf,
+    ConnError, ConnInfo, ConnRefV4, FlowKeyV4, Hit, HitV4, NOT_STORED, NewConn, TemplateHit,
+    TemplateKey, TemplateRef, conn_flags as cf,
 };
 use crate::flow::{ConnTuple, Dir, FlowKey, proto};
 use crate::service::{Counters, DestState, FwdMode, ServiceState, Timeouts, TunConf, TunType};
@@ -410,6 +410,8 @@ struct Shard {
     lips: Vec<LipPorts>,
     /// Next slot to examine in `expire` (v4 slots first, then v6).
     cursor: usize,
+    /// This shard's number.
+    id: usize,
 }
 
 /// The hash an index entry was inserted with (needed to remove or rehash it).
@@ -551,13 +553,14 @@ impl ConnTable {
         let per_shard = reserve / NSHARDS + reserve / NSHARDS / 8 + 8;
         let index_per_shard = per_shard;
         let shards = (0..NSHARDS)
-            .map(|_| {
+            .map(|id| {
                 CachePadded::new(ShardLock::new(Shard {
                     index: ConnIndex::with_capacity(index_per_shard),
                     v4: Slab::with_capacity(per_shard),
                     v6: Slab::with_capacity(0),
                     lips: Vec::new(),
                     cursor: 0,
+                    id,
                 }))
             })
             .collect();
@@ -988,6 +991,7 @@ impl ConnTable {
             Dir::Output => (E_OUT, dst, dport, src, sport, 3, 2),
         };
         {
+            let id = sh.id;
             let (index, slab, lips) = A::parts(sh);
             let found = index.find(h, |e| {
                 e & (role | E_V6) == (role | fam) && {
@@ -1007,7 +1011,9 @@ impl ConnTable {
                         let r = self.remove_slot(index, slab, lips, slot);
                         (None, r.release, None)
                     } else {
-                        let (hit, assure) = H::make(&mut slab.slots[slot as usize], dir, pkt, t);
+                        let (mut hit, assure) =
+                            H::make(&mut slab.slots[slot as usize], dir, pkt, t);
+                        hit.placed(tref(id, A::V6, slot));
                         (Some(hit), None, assure)
                     }
                 }
@@ -1099,6 +1105,52 @@ impl ConnTable {
             hit
         });
         (a.0, b)
+    }
+
+    /// Run a client -> VIP packet through the IPv4 conn `c` refers to (from an earlier hit's
+    /// [`HitV4::conn_ref`]) without looking it up: when its slot still holds a live conn of
+    /// exactly `c`'s identity that is neither due nor to be reused for this packet, do what a
+    /// [`Self::lookup_v4`] hit on it does (state step, timer, counters, template ASSURED) and
+    /// return whether its dest is available. Otherwise change nothing and return `None`: the
+    /// caller looks the packet up, and that lookup sees the table as if this call had not been
+    /// made (it removes a due conn, reuses one, or misses).
+    ///
+    /// A conn's client -> VIP key is unique in the table (creation checks under the shard
+    /// lock), so a live conn with `c`'s identity is the one a lookup of its key finds.
+    #[inline]
+    pub fn touch_v4(
+        &self,
+        c: &ConnRefV4,
+        tcp_flags: u8,
+        len: u32,
+        now_ms: u64,
+        worker: usize,
+        t: &Timeouts,
+    ) -> Option<bool> {
+        if c.at & (1 << R_SLOT_BITS) != 0 {
+            return None;
+        }
+        let shard = (c.at >> (R_SLOT_BITS + 1)) as usize % NSHARDS;
+        let slot = (c.at & R_SLOT) as usize;
+        let pkt = self.packet(tcp_flags, len, now_ms, worker);
+        let (available, assure) = {
+            let mut g = self.shard(shard);
+            let s = g.v4.slots.get_mut(slot)?;
+            if s.flags & (cf::LIVE | cf::TEMPLATE | cf::UNHASHED) != cf::LIVE
+                || s.addrs.map(Ipv4Addr::to_bits) != c.addrs
+                || s.ports != c.ports
+                || s.proto != c.proto
+                || s.fwd != c.fwd_bits
+                || s.expires_ms <= now_ms
+                || self.reuse(s, Dir::Input, &pkt)
+            {
+                return None;
+            }
+            let assure = step(s, Dir::Input, &pkt, t);
+            (s.dest.as_ref().is_some_and(|d| d.is_available()), assure)
+        };
+        self.after_unlock(None, assure);
+        Some(available)
     }
 
     /// Template bookkeeping that needs another shard's lock: release a controlling reference,
@@ -1336,7 +1388,9 @@ impl ConnTable {
                 // Lost a race: use the existing conn; give back what this one reserved.
                 release = (control != NO_LINK).then_some(control);
                 let slab = A::slab_mut_of(v4, v6);
-                let (hit, a) = H::make(&mut slab.slots[(e & E_SLOT) as usize], Dir::Input, &pkt, t);
+                let (mut hit, a) =
+                    H::make(&mut slab.slots[(e & E_SLOT) as usize], Dir::Input, &pkt, t);
+                hit.placed(tref(shard, A::V6, e & E_SLOT));
                 assure = a;
                 Ok(hit)
             } else if self.count.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
@@ -1374,12 +1428,13 @@ impl ConnTable {
                     }
                     Err(ConnError::Full)
                 } else {
-                    let (hit, a) = H::make(&mut conn, Dir::Input, &first, t);
+                    let (mut hit, a) = H::make(&mut conn, Dir::Input, &first, t);
                     bind_new(&conn, worker);
                     assure = a;
                     let out_hash = fnat
                         .then(|| bucket_hash(conn.addrs[3].hash(seed), conn.ports[3], tu.proto));
                     let slot = A::slab_mut_of(v4, v6).alloc(conn);
+                    hit.placed(tref(shard, A::V6, slot));
                     let role = if masq { E_IN | E_OUT } else { E_IN };
                     insert_entry(index, in_hash, slot | fam | role, v4, v6, seed);
                     if let Some(oh) = out_hash {
@@ -1745,6 +1800,10 @@ trait MakeHit<A: Addr>: Sized {
     /// Run the packet through `c` ([`step`]) and describe the conn; also the template to mark
     /// ASSURED.
     fn make(c: &mut Conn<A>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Self, Option<u32>);
+
+    /// Where the conn is stored ([`tref`] form), for hits that carry it.
+    #[inline(always)]
+    fn placed(&mut self, _at: u32) {}
 }
 
 impl<A: Addr> MakeHit<A> for Hit {
@@ -1758,6 +1817,11 @@ impl MakeHit<Ipv4Addr> for HitV4 {
     #[inline(always)]
     fn make(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Self, Option<u32>) {
         touch_v4(c, dir, pkt, t)
+    }
+
+    #[inline(always)]
+    fn placed(&mut self, at: u32) {
+        self.at = at;
     }
 }
 
@@ -1828,6 +1892,7 @@ fn touch_v4(c: &mut Conn<Ipv4Addr>, dir: Dir, pkt: &Packet, t: &Timeouts) -> (Hi
         addrs: c.addrs.map(Ipv4Addr::to_bits),
         ports: c.ports,
         proto: c.proto,
+        at: NOT_STORED,
     };
     (hit, assure)
 }

@@ -25,6 +25,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::flows::{Flow, Nat};
 use super::{Ctx, created, forward, leave, schedule};
 use crate::conn::{FlowKeyV4, HitV4};
 use crate::flow::{Dir, proto};
@@ -131,6 +132,80 @@ pub(super) fn lookup(ctx: &mut Ctx, frame: &mut Frame<'_>, p: &V4) -> Fast {
         Some(hit) => Fast::Done(forward_v4(ctx, frame, &hit, p.tl)),
         None => Fast::Miss,
     }
+}
+
+/// Forward a classified frame through the worker's flow cache ([`super::flows`]) when its flow
+/// is cached and its conn still stands: the conn is touched by reference, the rewrite uses the
+/// cached next hop and checksum differences. `None` (nothing changed) sends the frame on to
+/// the lookup.
+#[inline(always)]
+pub(super) fn cached(
+    ctx: &mut Ctx,
+    frame: &mut Frame<'_>,
+    p: &V4,
+) -> Option<Result<(), DropReason>> {
+    // A SYN most likely opens a conn (or reuses one): not worth a probe of the cache.
+    if p.tcp_flags & wire::tcp::flags::SYN != 0 {
+        return None;
+    }
+    let f = ctx.flows.get(&p.key)?;
+    // Too big: the lookup path hands it to the general rewrite (fragmentation needed).
+    if f.mtu != 0 && p.tl > f.mtu as usize {
+        return None;
+    }
+    let snap = &ctx.snap;
+    match ctx.shared.conns.touch_v4(
+        &f.conn,
+        p.tcp_flags,
+        p.len(),
+        ctx.now_ms,
+        ctx.index,
+        &snap.timeouts,
+    ) {
+        Some(available) => {
+            ctx.stats.flow_hits += 1;
+            // The kernel drops client packets of conns whose dest was deleted (see
+            // `forward_v4`).
+            Some(if available {
+                forward_cached(frame, f, p.tl)
+            } else {
+                Err(DropReason::NoDest)
+            })
+        }
+        None => {
+            ctx.flows.forget(&p.key);
+            None
+        }
+    }
+}
+
+/// The rewrite of [`forward_v4`] for a cached flow `f`: the same bytes, from the differences
+/// worked out when the flow was cached (the packet's old addresses and ports are its key's).
+#[inline(always)]
+fn forward_cached(frame: &mut Frame<'_>, f: &Flow, tl: usize) -> Result<(), DropReason> {
+    frame.set_len(ETH + tl).map_err(|_| DropReason::Malformed)?;
+    let b = frame.data_mut();
+    let (h, rest) = b
+        .split_first_chunk_mut::<{ L4 + 8 }>()
+        .ok_or(DropReason::Malformed)?;
+    h[IP_TTL] -= 1;
+    let [_, _, daddr, laddr] = f.conn.addrs;
+    let [_, _, dport, lport] = f.conn.ports;
+    if f.nat == Nat::Both {
+        h[IP_SRC..IP_SRC + 4].copy_from_slice(&laddr.to_be_bytes());
+        h[L4..L4 + 2].copy_from_slice(&lport.to_be_bytes());
+    }
+    if f.nat != Nat::None {
+        h[IP_DST..IP_DST + 4].copy_from_slice(&daddr.to_be_bytes());
+        h[L4 + 2..L4 + 4].copy_from_slice(&dport.to_be_bytes());
+    }
+    update_ip_csum(h, u64::from(f.ip_delta));
+    if f.nat != Nat::None {
+        update_l4_csum(h, rest, f.conn.proto, u64::from(f.l4_delta))?;
+    }
+    h[0..12].copy_from_slice(&f.macs);
+    frame.set_port(f.port);
+    Ok(())
 }
 
 /// Whether a classified frame may be looked up in a pair ([`pair`]): it goes to a service
@@ -299,29 +374,66 @@ fn forward_v4(
         let d = swap_endpoint(h, IP_DST, L4 + 2, addr, port, &mut l4_acc);
         ip_acc += d;
     }
-    let c = u64::from(!u16::from_be_bytes([h[IP_CSUM], h[IP_CSUM + 1]]));
-    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!checksum::fold64(c + ip_acc)).to_be_bytes());
-    if src.is_some() || dst.is_some() {
-        if hit.proto == proto::TCP {
-            // TCP checksum at L4 + 16: `classify` checked a whole TCP header is there.
-            const AT: usize = wire::tcp::CHECKSUM_OFFSET - 8;
-            let t = rest.get_mut(AT..AT + 2).ok_or(DropReason::Malformed)?;
-            let c = u64::from(!u16::from_be_bytes([t[0], t[1]]));
-            t.copy_from_slice(&(!checksum::fold64(c + l4_acc)).to_be_bytes());
-        } else {
-            const AT: usize = L4 + wire::udp::CHECKSUM_OFFSET;
-            let c = u16::from_be_bytes([h[AT], h[AT + 1]]);
-            // Zero: no checksum; it stays that way.
-            if c != 0 {
-                let n = !checksum::fold64(u64::from(!c) + l4_acc);
-                let n = if n == 0 { 0xffff } else { n };
-                h[AT..AT + 2].copy_from_slice(&n.to_be_bytes());
-            }
-        }
+    update_ip_csum(h, ip_acc);
+    let nat = match (src, dst) {
+        (None, None) => Nat::None,
+        (None, Some(_)) => Nat::Dst,
+        _ => Nat::Both,
+    };
+    if nat != Nat::None {
+        update_l4_csum(h, rest, hit.proto, l4_acc)?;
     }
     h[0..6].copy_from_slice(&hop.dst);
     h[6..12].copy_from_slice(&hop.src);
     frame.set_port(hop.port);
+    // A client -> VIP flow's next packets can skip the lookup (`cached`): its rewrite is the
+    // same every time, and the differences just applied are the ones to cache. (FULLNAT's
+    // replies are `Nat::Both` too but are never cached: only `Dir::Input` is.)
+    if hit.dir == Dir::Input
+        && let Some(conn) = hit.conn_ref()
+    {
+        let mut macs = [0; 12];
+        macs[..6].copy_from_slice(&hop.dst);
+        macs[6..].copy_from_slice(&hop.src);
+        ctx.flows
+            .insert(conn, (hop.port, hop.mtu, macs), nat, ip_acc, l4_acc);
+    }
+    Ok(())
+}
+
+/// Apply the one's complement difference `acc` (RFC 1624 eqn. 3: the sum of `~m + m'` over
+/// the changed words) to the IPv4 header checksum of `h`.
+#[inline(always)]
+fn update_ip_csum(h: &mut [u8; L4 + 8], acc: u64) {
+    let c = u64::from(!u16::from_be_bytes([h[IP_CSUM], h[IP_CSUM + 1]]));
+    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!checksum::fold64(c + acc)).to_be_bytes());
+}
+
+/// Apply `acc` to the TCP or UDP checksum of the packet whose first `L4 + 8` bytes are `h` and
+/// the rest `rest` (a zero UDP checksum stays zero; a computed zero is sent as `0xffff`).
+#[inline(always)]
+fn update_l4_csum(
+    h: &mut [u8; L4 + 8],
+    rest: &mut [u8],
+    proto_num: u8,
+    acc: u64,
+) -> Result<(), DropReason> {
+    if proto_num == proto::TCP {
+        // TCP checksum at L4 + 16: `classify` checked a whole TCP header is there.
+        const AT: usize = wire::tcp::CHECKSUM_OFFSET - 8;
+        let t = rest.get_mut(AT..AT + 2).ok_or(DropReason::Malformed)?;
+        let c = u64::from(!u16::from_be_bytes([t[0], t[1]]));
+        t.copy_from_slice(&(!checksum::fold64(c + acc)).to_be_bytes());
+    } else {
+        const AT: usize = L4 + wire::udp::CHECKSUM_OFFSET;
+        let c = u16::from_be_bytes([h[AT], h[AT + 1]]);
+        // Zero: no checksum; it stays that way.
+        if c != 0 {
+            let n = !checksum::fold64(u64::from(!c) + acc);
+            let n = if n == 0 { 0xffff } else { n };
+            h[AT..AT + 2].copy_from_slice(&n.to_be_bytes());
+        }
+    }
     Ok(())
 }
 

@@ -37,7 +37,9 @@ use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{self, PacketInfo, Parsed};
 
 mod fast;
+mod flows;
 use fast::{Fast, HopCache};
+use flows::FlowCache;
 
 /// State shared by every worker of a director.
 #[derive(Debug)]
@@ -154,6 +156,9 @@ struct Ctx {
     icmp_at: u64,
     /// Resolved IPv4 next hops of the fast path (emptied when `neigh` changes).
     hops: HopCache,
+    /// Client -> VIP flows the fast path forwarded lately (emptied when `neigh` or `snap`
+    /// changes).
+    flows: FlowCache,
     /// Whether the IPv4 fast path runs (see [`Worker::set_fast_path`]); never with
     /// `Shared::complete_partial`.
     fast: bool,
@@ -192,6 +197,7 @@ impl<I: PacketIo> Worker<I> {
                 icmp_tokens: ICMP_BURST,
                 icmp_at: 0,
                 hops: HopCache::new(),
+                flows: FlowCache::new(),
                 vip_hint: None,
                 fast,
             },
@@ -247,10 +253,12 @@ impl<I: PacketIo> Worker<I> {
             }
             self.ctx.scheds = scheds;
             self.ctx.vip_hint = None;
+            self.ctx.flows.clear();
         }
         if let Some(n) = self.ctx.shared.neigh.load_if_changed(&self.ctx.neigh) {
             self.ctx.neigh = n;
             self.ctx.hops.clear();
+            self.ctx.flows.clear();
         }
     }
 
@@ -275,7 +283,12 @@ impl<I: PacketIo> Worker<I> {
             } else {
                 None
             };
+            let cached = match &cls {
+                Some(a) => fast::cached(&mut self.ctx, &mut self.io.frame(&mut d), a),
+                None => None,
+            };
             let verdict = match cls {
+                Some(_) if let Some(v) = cached => v,
                 // Two client -> VIP frames in a row: their lookups overlap (see `pair`).
                 Some(a) if i + 1 < n && fast::pairable(&mut self.ctx, &a) => {
                     let mut db = self.rx[i + 1];
