@@ -70,11 +70,14 @@ pub fn data(data: &[u8]) -> u16 {
     fold(acc)
 }
 
-/// One's complement addition of two folded sums.
-#[inline]
+/// One's complement addition of two folded sums: `fold(a + b)` in one step (`a + b` is below
+/// 2^17, so one end-around carry leaves at most 16 bits).
+#[inline(always)]
 #[must_use]
+#[allow(clippy::cast_possible_truncation)] // INVARIANT: at most 0xffff after the fold
 pub const fn add(a: u16, b: u16) -> u16 {
-    fold(a as u64 + b as u64)
+    let s = a as u32 + b as u32;
+    ((s & 0xffff) + (s >> 16)) as u16
 }
 
 /// One's complement sum of several folded sums.
@@ -230,6 +233,19 @@ mod tests {
             acc = (acc & 0xffff) + (acc >> 16);
         }
         acc as u16
+    }
+
+    #[test]
+    fn add_is_fold_of_the_sum() {
+        for a in (0..=0xffffu32).step_by(97).chain([0xfffe, 0xffff]) {
+            for b in (0..=0xffffu32).step_by(89).chain([0, 1, 0xffff]) {
+                assert_eq!(
+                    u32::from(add(a as u16, b as u16)),
+                    u32::from(fold(u64::from(a + b))),
+                    "{a:#x} + {b:#x}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -199,9 +199,9 @@ fn forward_cached(frame: &mut Frame<'_>, f: &Flow, tl: usize) -> Result<(), Drop
         h[IP_DST..IP_DST + 4].copy_from_slice(&daddr.to_be_bytes());
         h[L4 + 2..L4 + 4].copy_from_slice(&dport.to_be_bytes());
     }
-    update_ip_csum(h, u64::from(f.ip_delta));
+    update_ip_csum(h, f.ip_delta);
     if f.nat != Nat::None {
-        update_l4_csum(h, rest, f.conn.proto, u64::from(f.l4_delta))?;
+        update_l4_csum(h, rest, f.conn.proto, f.l4_delta)?;
     }
     h[0..12].copy_from_slice(&f.macs);
     frame.set_port(f.port);
@@ -307,19 +307,30 @@ fn info_v4(d: &[u8]) -> Option<PacketInfo> {
     })
 }
 
-/// The one's complement sum of the 20-byte IPv4 header in `h` (`0xffff` when its checksum is
-/// right).
+/// The one's complement sum of the 20-byte IPv4 header in `h`, folded: `0xffff` when its
+/// checksum is right, never `0` (the version byte is not zero). Summed as two 64-bit words and
+/// one 32-bit word in native byte order: the sum of byte-swapped words is the byte-swapped sum
+/// (RFC 1071 2(B)), and `0xffff` reads the same either way.
 #[inline(always)]
 fn header_sum(h: &[u8; L4]) -> u16 {
-    let w = |i: usize| {
-        u64::from(u32::from_be_bytes([
-            h[ETH + i],
-            h[ETH + i + 1],
-            h[ETH + i + 2],
-            h[ETH + i + 3],
-        ]))
+    let Some((_, ip)) = h.split_first_chunk::<ETH>() else {
+        return 0;
     };
-    checksum::fold64(w(0) + w(4) + w(8) + w(12) + w(16))
+    let (Some((a, rest)), Some(c)) = (ip.split_first_chunk::<8>(), ip.last_chunk::<4>()) else {
+        return 0;
+    };
+    let Some(b) = rest.first_chunk::<8>() else {
+        return 0;
+    };
+    let s = u128::from(u64::from_ne_bytes(*a))
+        + u128::from(u64::from_ne_bytes(*b))
+        + u128::from(u32::from_ne_bytes(*c));
+    // Below 2^66: two end-around carries bring it under 2^64.
+    let s = (s & u128::from(u64::MAX)) + (s >> 64);
+    let s = (s & u128::from(u64::MAX)) + (s >> 64);
+    #[allow(clippy::cast_possible_truncation)] // INVARIANT: below 2^64 after the carries.
+    let s = s as u64;
+    checksum::fold64(s)
 }
 
 /// Rewrite and address a packet of the conn `hit` (the frame is of [`classify`]'s shape, `tl`
@@ -374,14 +385,16 @@ fn forward_v4(
         let d = swap_endpoint(h, IP_DST, L4 + 2, addr, port, &mut l4_acc);
         ip_acc += d;
     }
-    update_ip_csum(h, ip_acc);
+    // Folded once: applied here and cached for the flow's next packets.
+    let (ip_delta, l4_delta) = (checksum::fold64(ip_acc), checksum::fold64(l4_acc));
+    update_ip_csum(h, ip_delta);
     let nat = match (src, dst) {
         (None, None) => Nat::None,
         (None, Some(_)) => Nat::Dst,
         _ => Nat::Both,
     };
     if nat != Nat::None {
-        update_l4_csum(h, rest, hit.proto, l4_acc)?;
+        update_l4_csum(h, rest, hit.proto, l4_delta)?;
     }
     h[0..6].copy_from_slice(&hop.dst);
     h[6..12].copy_from_slice(&hop.src);
@@ -396,40 +409,40 @@ fn forward_v4(
         macs[..6].copy_from_slice(&hop.dst);
         macs[6..].copy_from_slice(&hop.src);
         ctx.flows
-            .insert(conn, (hop.port, hop.mtu, macs), nat, ip_acc, l4_acc);
+            .insert(conn, (hop.port, hop.mtu, macs), nat, ip_delta, l4_delta);
     }
     Ok(())
 }
 
-/// Apply the one's complement difference `acc` (RFC 1624 eqn. 3: the sum of `~m + m'` over
-/// the changed words) to the IPv4 header checksum of `h`.
+/// Apply the one's complement difference `delta` (RFC 1624 eqn. 3: the sum of `~m + m'` over
+/// the changed words, folded) to the IPv4 header checksum of `h`.
 #[inline(always)]
-fn update_ip_csum(h: &mut [u8; L4 + 8], acc: u64) {
-    let c = u64::from(!u16::from_be_bytes([h[IP_CSUM], h[IP_CSUM + 1]]));
-    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!checksum::fold64(c + acc)).to_be_bytes());
+fn update_ip_csum(h: &mut [u8; L4 + 8], delta: u16) {
+    let c = !u16::from_be_bytes([h[IP_CSUM], h[IP_CSUM + 1]]);
+    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!checksum::add(c, delta)).to_be_bytes());
 }
 
-/// Apply `acc` to the TCP or UDP checksum of the packet whose first `L4 + 8` bytes are `h` and
-/// the rest `rest` (a zero UDP checksum stays zero; a computed zero is sent as `0xffff`).
+/// Apply `delta` to the TCP or UDP checksum of the packet whose first `L4 + 8` bytes are `h`
+/// and the rest `rest` (a zero UDP checksum stays zero; a computed zero is sent as `0xffff`).
 #[inline(always)]
 fn update_l4_csum(
     h: &mut [u8; L4 + 8],
     rest: &mut [u8],
     proto_num: u8,
-    acc: u64,
+    delta: u16,
 ) -> Result<(), DropReason> {
     if proto_num == proto::TCP {
         // TCP checksum at L4 + 16: `classify` checked a whole TCP header is there.
         const AT: usize = wire::tcp::CHECKSUM_OFFSET - 8;
         let t = rest.get_mut(AT..AT + 2).ok_or(DropReason::Malformed)?;
-        let c = u64::from(!u16::from_be_bytes([t[0], t[1]]));
-        t.copy_from_slice(&(!checksum::fold64(c + acc)).to_be_bytes());
+        let c = !u16::from_be_bytes([t[0], t[1]]);
+        t.copy_from_slice(&(!checksum::add(c, delta)).to_be_bytes());
     } else {
         const AT: usize = L4 + wire::udp::CHECKSUM_OFFSET;
         let c = u16::from_be_bytes([h[AT], h[AT + 1]]);
         // Zero: no checksum; it stays that way.
         if c != 0 {
-            let n = !checksum::fold64(u64::from(!c) + acc);
+            let n = !checksum::add(!c, delta);
             let n = if n == 0 { 0xffff } else { n };
             h[AT..AT + 2].copy_from_slice(&n.to_be_bytes());
         }
@@ -544,5 +557,41 @@ impl HopCache {
         };
         self.e[i] = h;
         Some(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The native-order header sum says "valid" exactly when the big-endian checksum does.
+    #[test]
+    fn header_sum_agrees_with_the_checksum() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000 {
+            let mut h = [0u8; L4];
+            for b in &mut h[ETH..] {
+                #[allow(clippy::cast_possible_truncation)]
+                let v = next() as u8;
+                *b = v;
+            }
+            h[ETH] = 0x45;
+            h[IP_CSUM..IP_CSUM + 2].fill(0);
+            let c = checksum::checksum(&h[ETH..]);
+            h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&c.to_be_bytes());
+            if i % 2 == 1 {
+                // Corrupt one byte (never to the same value).
+                let at = ETH + 1 + (next() % 19) as usize;
+                h[at] ^= 1 + (next() % 255) as u8;
+            }
+            let valid = checksum::data(&h[ETH..]) == 0xffff;
+            assert_eq!(header_sum(&h) == 0xffff, valid, "{h:02x?}");
+        }
     }
 }

@@ -19,7 +19,6 @@
 //! would decide differently.
 
 use crate::conn::{ConnRefV4, FlowKeyV4};
-use crate::wire::checksum;
 
 /// log2 of the entries: 8192 entries of one cache line, 512 KiB per worker.
 pub(super) const FLOW_BITS: u32 = 13;
@@ -107,15 +106,15 @@ impl FlowCache {
 
     /// Cache the flow of `conn`'s client -> VIP key (replacing what shared its entry): its
     /// packets leave by `port` (MTU `mtu`) to `macs`, rewritten as `nat` says with the
-    /// one's complement differences `ip_delta` and `l4_delta` (unfolded sums).
+    /// one's complement differences `ip_delta` and `l4_delta` (folded).
     #[inline(always)]
     pub(super) fn insert(
         &mut self,
         conn: ConnRefV4,
         (port, mtu, macs): (u16, u32, [u8; 12]),
         nat: Nat,
-        ip_delta: u64,
-        l4_delta: u64,
+        ip_delta: u16,
+        l4_delta: u16,
     ) {
         let k = FlowKeyV4 {
             proto: conn.proto,
@@ -130,8 +129,8 @@ impl FlowCache {
             mtu,
             macs,
             port,
-            ip_delta: checksum::fold64(ip_delta),
-            l4_delta: checksum::fold64(l4_delta),
+            ip_delta,
+            l4_delta,
             nat,
         };
     }
