@@ -16,7 +16,8 @@
 //! (266-302 -> 278-306 ns: a miss probe reads a whole bucket line where hashbrown reads its
 //! denser control bytes).
 //!
-//! Invariants: `len` is the number of used lanes; a used lane's tag is the tag of the hash its
+//! Invariants: `len` is the number of used lanes; `version` changes whenever an entry is added or
+//! removed; a used lane's tag is the tag of the hash its
 //! entry was inserted with; `over` of a bucket is the number of entries whose probe passed it
 //! (home at or before it, stored after it); the load stays at most 7/8 of the lanes, so an
 //! insert always finds a free lane. Never: allocate on `find` or `remove`; `insert` allocates
@@ -109,6 +110,9 @@ pub(super) struct ConnIndex {
     buckets: Vec<Bucket>,
     mask: usize,
     len: usize,
+    /// Changes with every insert, remove and clear: equal readings under the shard's lock mean
+    /// the entries are the same.
+    version: u64,
 }
 
 impl ConnIndex {
@@ -119,6 +123,7 @@ impl ConnIndex {
             buckets: vec![Bucket::default(); buckets],
             mask: buckets - 1,
             len: 0,
+            version: 0,
         }
     }
 
@@ -126,6 +131,12 @@ impl ConnIndex {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The generation: see the field.
+    #[inline(always)]
+    pub(super) fn version(&self) -> u64 {
+        self.version
     }
 
     /// Bytes of the bucket array.
@@ -137,6 +148,7 @@ impl ConnIndex {
     pub(super) fn clear(&mut self) {
         self.buckets.fill(Bucket::default());
         self.len = 0;
+        self.version = self.version.wrapping_add(1);
     }
 
     /// The first entry inserted with `hash` for which `eq` holds.
@@ -185,6 +197,7 @@ impl ConnIndex {
             if let Some(lane) = (0..WAYS).find(|&l| bk.ents[l] == e && bk.tag(l) == tag) {
                 bk.set_tag(lane, 0);
                 self.len -= 1;
+                self.version = self.version.wrapping_add(1);
                 let mut x = home;
                 while x != b {
                     let o = self.buckets[x].over();
@@ -208,6 +221,7 @@ impl ConnIndex {
         }
         Self::place(&mut self.buckets, self.mask, hash, e);
         self.len += 1;
+        self.version = self.version.wrapping_add(1);
     }
 
     fn place(buckets: &mut [Bucket], mask: usize, hash: u64, e: u32) {

@@ -170,6 +170,18 @@ pub struct ConnRefV4 {
     pub(crate) fwd_bits: u8,
 }
 
+/// An IPv4 lookup that found no conn: where the packet's conn would be indexed (shard, bucket
+/// hash) and what the index held then (its generation). Handed back to
+/// [`ConnTable::create_v4`] for the same packet, it spares creation the second probe that would
+/// otherwise check no other worker created the conn meanwhile: when the shard's index is
+/// unchanged, nobody did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct MissV4 {
+    pub(crate) shard: usize,
+    pub(crate) hash: u64,
+    pub(crate) version: u64,
+}
+
 impl ConnRefV4 {
     /// The forwarding mode.
     #[inline]

@@ -40,8 +40,8 @@ use super::index::ConnIndex;
 use super::port::{LipPorts, PortLayout};
 use super::state::{self, StateDir, ctpl};
 use super::{
-    ConnError, ConnInfo, ConnRefV4, FlowKeyV4, Hit, HitV4, NOT_STORED, NewConn, TemplateHit,
-    TemplateKey, TemplateRef, conn_flags as cf,
+    ConnError, ConnInfo, ConnRefV4, FlowKeyV4, Hit, HitV4, MissV4, NOT_STORED, NewConn,
+    TemplateHit, TemplateKey, TemplateRef, conn_flags as cf,
 };
 use crate::flow::{ConnTuple, Dir, FlowKey, proto};
 use crate::service::{Counters, DestState, FwdMode, ServiceState, Timeouts, TunConf, TunType};
@@ -859,7 +859,11 @@ impl ConnTable {
     /// [`Self::lookup`] for an IPv4 TCP/UDP packet, without `IpAddr`s: the worker's fast path.
     /// Same semantics (client -> VIP probe first, then the reply direction; a due conn is
     /// removed and missed), except that the reply direction is probed only when
-    /// `maybe_reply()` says the packet could be one (the caller knows its VIPs).
+    /// `maybe_reply()` says the packet could be one (the caller knows its VIPs). A miss tells
+    /// where the packet's conn would go, for [`Self::create_v4`].
+    ///
+    /// # Errors
+    /// [`MissV4`] when no conn was found (not an error: a packet of no conn yet).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn lookup_v4(
@@ -871,14 +875,36 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
         maybe_reply: impl FnOnce() -> bool,
-    ) -> Option<HitV4> {
+    ) -> Result<HitV4, MissV4> {
         let pkt = self.packet(tcp_flags, len, now_ms, worker);
-        self.probe_v4(key, Dir::Input, &pkt, t).or_else(|| {
+        self.probe_v4_in(key, &pkt, t).or_else(|miss| {
             if maybe_reply() {
-                self.probe_v4(key, Dir::Output, &pkt, t)
+                self.probe_v4(key, Dir::Output, &pkt, t).ok_or(miss)
             } else {
-                None
+                Err(miss)
             }
+        })
+    }
+
+    /// The client -> VIP probe of [`Self::lookup_v4`], with the miss's [`MissV4`].
+    #[inline(never)]
+    fn probe_v4_in(&self, key: &FlowKeyV4, pkt: &Packet, t: &Timeouts) -> Result<HitV4, MissV4> {
+        let (shard, hash) = home(
+            Ipv4Addr::from_bits(key.src),
+            key.sport,
+            key.proto,
+            self.seed,
+        );
+        let (hit, release, assure, version) = {
+            let mut g = self.shard(shard);
+            let (hit, release, assure) = self.probe_in_v4(&mut g, hash, key, pkt, t);
+            (hit, release, assure, g.index.version())
+        };
+        self.after_unlock(release, assure);
+        hit.ok_or(MissV4 {
+            shard,
+            hash,
+            version,
         })
     }
 
@@ -1049,7 +1075,7 @@ impl ConnTable {
     /// and the next lock, so the two lookups' dependent loads overlap. When the first misses,
     /// the lines its new conn and the second's probe will need (the free slots, the second's
     /// bucket) are read without changing anything, so they are cached by the time they are
-    /// used.
+    /// used. A miss carries its [`MissV4`], as `lookup_v4`'s does.
     #[allow(clippy::too_many_arguments)]
     pub fn lookup_v4_pair(
         &self,
@@ -1059,7 +1085,7 @@ impl ConnTable {
         now_ms: u64,
         worker: usize,
         t: &Timeouts,
-    ) -> (Option<HitV4>, Option<Option<HitV4>>) {
+    ) -> (Result<HitV4, MissV4>, Option<Result<HitV4, MissV4>>) {
         let [ka, kb] = keys;
         let pa = self.packet(tcp_flags[0], lens[0], now_ms, worker);
         let pb = Packet {
@@ -1083,14 +1109,14 @@ impl ConnTable {
                     // A miss (most likely a new conn): the line its conn will be stored in.
                     std::hint::black_box(sh.v4.peek_free());
                 }
-                a
+                (a, sh.index.version())
             };
             let sh = match g_hi.as_deref_mut() {
                 Some(h) if sb == hi => h,
                 _ => &mut *g_lo,
             };
-            let b = if a.0.is_some() {
-                Some(self.probe_in_v4(sh, hb, kb, &pb, t))
+            let b = if a.0.0.is_some() {
+                Some((self.probe_in_v4(sh, hb, kb, &pb, t), sh.index.version()))
             } else {
                 // The second is looked up after the first's miss is handled; meanwhile its
                 // bucket and the line its conn would take are read in (no state changes).
@@ -1099,12 +1125,22 @@ impl ConnTable {
             };
             (a, b)
         };
-        self.after_unlock(a.1, a.2);
-        let b = b.map(|(hit, release, assure)| {
-            self.after_unlock(release, assure);
-            hit
+        let ((a, release, assure), version) = a;
+        self.after_unlock(release, assure);
+        let a = a.ok_or(MissV4 {
+            shard: sa,
+            hash: ha,
+            version,
         });
-        (a.0, b)
+        let b = b.map(|((hit, release, assure), version)| {
+            self.after_unlock(release, assure);
+            hit.ok_or(MissV4 {
+                shard: sb,
+                hash: hb,
+                version,
+            })
+        });
+        (a, b)
     }
 
     /// Run a client -> VIP packet through the IPv4 conn `c` refers to (from an earlier hit's
@@ -1245,29 +1281,33 @@ impl ConnTable {
         let tu = new.tuple;
         match (tu.caddr, tu.vaddr, tu.daddr, tu.laddr) {
             (IpAddr::V4(c), IpAddr::V4(v), IpAddr::V4(d), IpAddr::V4(l)) => {
-                self.create_a::<_, Hit>([c, v, d, l], new, now_ms, worker, t)
+                self.create_a::<_, Hit>([c, v, d, l], new, now_ms, worker, t, None)
             }
             (IpAddr::V6(c), IpAddr::V6(v), IpAddr::V6(d), IpAddr::V6(l)) => {
-                self.create_a::<_, Hit>([c, v, d, l], new, now_ms, worker, t)
+                self.create_a::<_, Hit>([c, v, d, l], new, now_ms, worker, t, None)
             }
             _ => self.wrong_family(new),
         }
     }
 
     /// [`Self::create`] for an all-IPv4 conn, returning a [`HitV4`] (the worker's IPv4 fast
-    /// path). A conn with an IPv6 address is refused with [`ConnError::Family`].
+    /// path). A conn with an IPv6 address is refused with [`ConnError::Family`]. `miss` is the
+    /// [`MissV4`] of this packet's lookup, if it had one (never another packet's): when its
+    /// shard's index has not changed since, no other worker created the conn meanwhile and
+    /// the check for one is skipped.
     pub fn create_v4(
         &self,
         mut new: NewConn,
         now_ms: u64,
         worker: usize,
         t: &Timeouts,
+        miss: Option<MissV4>,
     ) -> Result<HitV4, ConnError> {
         self.defend(&mut new)?;
         let tu = new.tuple;
         match (tu.caddr, tu.vaddr, tu.daddr, tu.laddr) {
             (IpAddr::V4(c), IpAddr::V4(v), IpAddr::V4(d), IpAddr::V4(l)) => {
-                self.create_a::<_, HitV4>([c, v, d, l], new, now_ms, worker, t)
+                self.create_a::<_, HitV4>([c, v, d, l], new, now_ms, worker, t, miss)
             }
             _ => self.wrong_family(new),
         }
@@ -1295,6 +1335,7 @@ impl ConnTable {
         Err(ConnError::Family)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn create_a<A: Addr, H: MakeHit<A>>(
         &self,
         mut addrs: [A; 4],
@@ -1302,6 +1343,7 @@ impl ConnTable {
         now_ms: u64,
         worker: usize,
         t: &Timeouts,
+        miss: Option<MissV4>,
     ) -> Result<H, ConnError> {
         let tu = new.tuple;
         let fnat = new.fwd == FwdMode::FullNat;
@@ -1358,7 +1400,16 @@ impl ConnTable {
             return Ok(hit);
         }
         let fam = if A::V6 { E_V6 } else { 0 };
-        let (shard, in_hash) = home(addrs[0], ports[0], tu.proto, self.seed);
+        // The lookup's miss knows the home shard and bucket hash of this very key.
+        let (shard, in_hash) = match miss {
+            Some(m) => (m.shard, m.hash),
+            None => home(addrs[0], ports[0], tu.proto, self.seed),
+        };
+        debug_assert_eq!(
+            (shard, in_hash),
+            home(addrs[0], ports[0], tu.proto, self.seed),
+            "a MissV4 of another key"
+        );
         let mut release = None;
         let mut assure = None;
         let result = {
@@ -1371,7 +1422,10 @@ impl ConnTable {
                 ..
             } = &mut *g;
             let seed = self.seed;
-            let existing = {
+            // Unchanged since the miss: nobody created the conn meanwhile.
+            let existing = if miss.is_some_and(|m| m.version == index.version()) {
+                None
+            } else {
                 let slab = A::slab_mut_of(v4, v6);
                 index.find(in_hash, |e| {
                     e & (E_IN | E_V6) == (E_IN | fam) && {
@@ -2514,18 +2568,84 @@ mod tests {
         }
         // The first found, the second absent: probed and missed.
         let (ha, hb) = pair(&a, &absent, 1);
-        assert!(ha.is_some() && hb == Some(None));
+        assert!(ha.is_ok() && matches!(hb, Some(Err(_))));
         // The first absent: the second is not probed (not counted).
         let before = inpkts();
-        assert_eq!(pair(&absent, &other, 1), (None, None));
+        let (ha, hb) = pair(&absent, &other, 1);
+        assert!(ha.is_err() && hb.is_none());
         assert_eq!(inpkts(), before);
         // The first due: removed and missed as `lookup_v4` does, the second not probed.
         let len = t.len();
         let late = 1_000_000_000;
-        assert_eq!(pair(&a, &other, late), (None, None));
+        let (ha, hb) = pair(&a, &other, late);
+        assert!(ha.is_err() && hb.is_none());
         assert_eq!(t.len(), len - 1);
         let k = v4(&other.in_key());
-        assert!(t.lookup_v4(&k, tf::ACK, 40, 1, 0, &T, || false).is_some());
+        assert!(t.lookup_v4(&k, tf::ACK, 40, 1, 0, &T, || false).is_ok());
+    }
+
+    fn key_v4(tu: &ConnTuple) -> FlowKeyV4 {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (tu.caddr, tu.vaddr) else {
+            unreachable!("IPv4 test tuples")
+        };
+        FlowKeyV4 {
+            proto: tu.proto,
+            src: src.to_bits(),
+            dst: dst.to_bits(),
+            sport: tu.cport,
+            dport: tu.vport,
+        }
+    }
+
+    /// A miss handed to `create_v4` creates the conn where a lookup will find it; when the
+    /// shard changed meanwhile (here: another worker created the same conn), creation still
+    /// finds that conn and uses it instead of indexing a second one.
+    #[test]
+    fn a_miss_creates_once_even_when_the_shard_changed() {
+        let t = ConnTable::with_bits(12, 10_000, 2).unwrap();
+        let (d1, d2, s) = (dest(1), dest(1), svc());
+        let tu = tuple(proto::TCP, "198.51.100.7", 40_000);
+        let k = key_v4(&tu);
+        let miss = t
+            .lookup_v4(&k, tf::SYN, 40, 1, 0, &T, || false)
+            .unwrap_err();
+        let hit = t
+            .create_v4(new_conn(tu, FwdMode::Masq, &d1, &s), 1, 0, &T, Some(miss))
+            .unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t.lookup_v4(&k, tf::ACK, 40, 2, 0, &T, || false).unwrap().at,
+            hit.at
+        );
+        // Worker 1 misses the next flow, worker 0 creates it meanwhile, then worker 1 creates
+        // with its (now stale) miss: the conn worker 0 made is used, bound to its dest.
+        let tu2 = tuple(proto::TCP, "198.51.100.7", 40_001);
+        let k2 = key_v4(&tu2);
+        let stale = t
+            .lookup_v4(&k2, tf::SYN, 40, 3, 1, &T, || false)
+            .unwrap_err();
+        let first = t
+            .create_v4(new_conn(tu2, FwdMode::Masq, &d1, &s), 3, 0, &T, None)
+            .unwrap();
+        let second = t
+            .create_v4(new_conn(tu2, FwdMode::Masq, &d2, &s), 3, 1, &T, Some(stale))
+            .unwrap();
+        assert_eq!(t.len(), 2, "no second conn for one key");
+        assert_eq!(second.at, first.at);
+        assert_eq!(counts(&d2), (0, 0, 0), "the losing dest is not bound");
+        // A due conn the lookup removed on its way changes the shard too.
+        let late = t.lookup_v4(&k2, tf::SYN, 40, 10_000_000, 0, &T, || false);
+        assert!(late.is_err());
+        assert_eq!(t.len(), 1);
+        t.create_v4(
+            new_conn(tu2, FwdMode::Masq, &d2, &s),
+            10_000_000,
+            0,
+            &T,
+            late.err(),
+        )
+        .unwrap();
+        assert_eq!(t.len(), 2);
     }
 
     /// Two threads pairing the same shards in opposite orders (the deadlock a pair would risk
@@ -2562,7 +2682,7 @@ mod tests {
                     let (a, b) = (&keys[r % 64], &keys[(r * 7 + 1) % 64]);
                     let (a, b) = if worker == 0 { (a, b) } else { (b, a) };
                     let (ha, hb) = t.lookup_v4_pair([a, b], [tf::ACK; 2], [40; 2], 1, worker, &T);
-                    assert!(ha.is_some() && hb.is_some_and(|h| h.is_some()));
+                    assert!(ha.is_ok() && hb.is_some_and(|h| h.is_ok()));
                 }
                 tx.send(()).unwrap();
             });

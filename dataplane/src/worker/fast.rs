@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::flows::{Flow, Nat};
 use super::{Ctx, created, forward, leave, schedule};
-use crate::conn::{FlowKeyV4, HitV4};
+use crate::conn::{FlowKeyV4, HitV4, MissV4};
 use crate::flow::{Dir, proto};
 use crate::io::Frame;
 use crate::neigh::NeighMap;
@@ -40,8 +40,8 @@ pub(super) enum Fast {
     /// Finished: transmit (`Ok`) or drop.
     Done(Result<(), DropReason>),
     /// An IPv4 TCP/UDP packet of [`classify`]'s shape that belongs to no conn (both directions
-    /// probed): for [`new_v4`].
-    Miss,
+    /// probed): for [`new_v4`], with where its conn would go.
+    Miss(MissV4),
 }
 
 const ETH: usize = 14;
@@ -129,8 +129,8 @@ pub(super) fn lookup(ctx: &mut Ctx, frame: &mut Frame<'_>, p: &V4) -> Fast {
         &snap.timeouts,
         || !snap.vip_only_v4(p.key.dst),
     ) {
-        Some(hit) => Fast::Done(forward_v4(ctx, frame, &hit, p.tl)),
-        None => Fast::Miss,
+        Ok(hit) => Fast::Done(forward_v4(ctx, frame, &hit, p.tl)),
+        Err(miss) => Fast::Miss(miss),
     }
 }
 
@@ -225,7 +225,11 @@ pub(super) fn pairable(ctx: &mut Ctx, p: &V4) -> bool {
 
 /// Look up two [`pairable`] frames together ([`crate::conn::ConnTable::lookup_v4_pair`]).
 #[inline(always)]
-pub(super) fn pair(ctx: &Ctx, a: &V4, b: &V4) -> (Option<HitV4>, Option<Option<HitV4>>) {
+pub(super) fn pair(
+    ctx: &Ctx,
+    a: &V4,
+    b: &V4,
+) -> (Result<HitV4, MissV4>, Option<Result<HitV4, MissV4>>) {
     ctx.shared.conns.lookup_v4_pair(
         [&a.key, &b.key],
         [a.tcp_flags, b.tcp_flags],
@@ -243,11 +247,11 @@ pub(super) fn finish(
     ctx: &mut Ctx,
     frame: &mut Frame<'_>,
     p: &V4,
-    hit: Option<&HitV4>,
+    hit: Result<&HitV4, MissV4>,
 ) -> Result<(), DropReason> {
     match hit {
-        Some(h) => forward_v4(ctx, frame, h, p.tl),
-        None => new_v4(ctx, frame),
+        Ok(h) => forward_v4(ctx, frame, h, p.tl),
+        Err(miss) => new_v4(ctx, frame, miss),
     }
 }
 
@@ -255,7 +259,7 @@ pub(super) fn finish(
 /// conn as the general path does, then forward it here. Out of line: inlined, it enlarges the
 /// established packets' loop and slows it (measured: 92 -> 104 ns per established packet).
 #[inline(never)]
-pub(super) fn new_v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropReason> {
+pub(super) fn new_v4(ctx: &mut Ctx, frame: &mut Frame<'_>, miss: MissV4) -> Result<(), DropReason> {
     let info = &info_v4(frame.data()).ok_or(DropReason::Malformed)?;
     // Trim Ethernet padding as the general path does before anything else sees the frame.
     frame
@@ -274,7 +278,7 @@ pub(super) fn new_v4(ctx: &mut Ctx, frame: &mut Frame<'_>) -> Result<(), DropRea
     let r = ctx
         .shared
         .conns
-        .create_v4(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts);
+        .create_v4(new, ctx.now_ms, ctx.index, &ctx.snap.timeouts, Some(miss));
     let hit = created(ctx, r)?;
     forward_v4(ctx, frame, &hit, info.l3_len)
 }

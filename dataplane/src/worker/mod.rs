@@ -347,7 +347,7 @@ impl<I: PacketIo> Worker<I> {
         let mut frame = self.io.frame(d);
         match fast::lookup(&mut self.ctx, &mut frame, p) {
             Fast::Done(r) => r,
-            Fast::Miss => fast::new_v4(&mut self.ctx, &mut frame),
+            Fast::Miss(miss) => fast::new_v4(&mut self.ctx, &mut frame, miss),
         }
     }
 
@@ -368,13 +368,13 @@ impl<I: PacketIo> Worker<I> {
         let (ha, hb) = fast::pair(&self.ctx, a, b);
         let va = {
             let mut frame = self.io.frame(&mut da);
-            fast::finish(&mut self.ctx, &mut frame, a, ha.as_ref())
+            fast::finish(&mut self.ctx, &mut frame, a, ha.as_ref().map_err(|m| *m))
         };
         self.settle(da, va, now_ms, ntx, ndrop);
         let vb = match hb {
             Some(hit) => {
                 let mut frame = self.io.frame(&mut db);
-                fast::finish(&mut self.ctx, &mut frame, b, hit.as_ref())
+                fast::finish(&mut self.ctx, &mut frame, b, hit.as_ref().map_err(|m| *m))
             }
             None => self.fast_one(&mut db, b),
         };
