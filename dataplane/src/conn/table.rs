@@ -19,6 +19,14 @@
 //! holding one, no cycle of waits can form. Conns of each family live in their own slab so an
 //! IPv4 conn takes 64 bytes.
 //!
+//! By reference: a hit carries where its conn is stored ([`HitV4::conn_ref`]), and
+//! [`ConnTable::touch_v4`] runs a later packet through that slot without hashing or probing,
+//! after checking under the shard's lock that the slot still holds a live conn of exactly the
+//! same identity (all four endpoints, protocol, mode) and that it is not due: the workers'
+//! flow caches rely on this and never on the reference alone. A miss carries where its conn
+//! would go and the shard index's version ([`MissV4`]); creation skips its duplicate check
+//! when the version is unchanged (nothing was inserted or removed in that shard meanwhile).
+//!
 //! Timers: a conn's `expires_ms` is refreshed on every packet to now + the state's timeout
 //! (the kernel re-arms its timer in `ip_vs_conn_put`). [`ConnTable::expire`] walks a bounded
 //! number of slots per call, round robin over shards, and removes what is due; a lookup that

@@ -10,8 +10,14 @@
 //! and the next lock), with the table seeing what two lookups in a row show it; when the first
 //! misses (a SYN, most likely), the second's bucket and free slot are read in while the first
 //! conn is created.
-//! A packet of no conn comes back as [`Fast::Miss`]: the general path then schedules it
-//! without probing the table a second time. Once a conn is found the packet is finished here,
+//! Before any lookup, a client -> VIP frame (not a SYN) whose flow is in the worker's flow
+//! cache ([`super::flows`]) is finished by [`cached`]: its conn is touched by reference
+//! ([`crate::conn::ConnTable::touch_v4`], which refuses a conn that is gone, due or replaced)
+//! and the frame rewritten from the cached next hop and checksum differences; every other
+//! client -> VIP frame this path forwards caches its flow.
+//! A packet of no conn comes back as [`Fast::Miss`], with where its conn would go: it is then
+//! scheduled without probing the table a second time, and created without a second probe
+//! when the conn's shard did not change meanwhile ([`crate::conn::MissV4`]). Once a conn is found the packet is finished here,
 //! or, when the conn's mode or the packet needs more (TUN, MTU answers, an unknown next hop),
 //! handed to the general rewrite with that very hit, so the lookup's side effects (state,
 //! timer, counters) happen exactly once.

@@ -7,7 +7,9 @@
 //! rest, expire a bounded number of conns, and let the backend do its housekeeping.
 //!
 //! Two paths run a frame: the IPv4 fast path (`fast.rs`: untagged IPv4 TCP/UDP of NAT, FULLNAT
-//! and DR conns, and the first packet of such a conn; two such frames to a VIP in a row have
+//! and DR conns, and the first packet of such a conn; a client -> VIP frame whose flow is in
+//! the worker's flow cache (`flows.rs`) touches its conn by reference and is rewritten from
+//! the cached next hop and checksum differences; two other such frames to a VIP in a row have
 //! their conn lookups done together, then each is finished in order, with the conn table
 //! seeing what one frame at a time would show it) and the general path here (everything:
 //! IPv6, VLANs, ICMP, ARP/ND, TUN, MTU and TTL answers, held frames). The fast path declines a
