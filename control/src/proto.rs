@@ -574,6 +574,10 @@ pub struct WorkerCounters {
     pub neigh_replies: u64,
     /// ARP/ND requests sent.
     pub neigh_requests: u64,
+    /// Frames forwarded through the worker's flow cache (their conn touched by reference, not
+    /// looked up; also counted in `rx_packets`). Absent from a peer that predates it: 0.
+    #[serde(default)]
+    pub flow_hits: u64,
     /// Drops, indexed like [`Counters::drop_reasons`].
     pub drops: Vec<u64>,
     /// UMEM frames (None: the worker's backend has no UMEM, e.g. offline).

@@ -560,6 +560,7 @@ pub fn counters(conns: &ConnTable, live: Option<(&Shared, &FrameSlots)>) -> Coun
                 conns_created: st.conns_created,
                 neigh_replies: st.neigh_replies,
                 neigh_requests: st.neigh_requests,
+                flow_hits: st.flow_hits,
                 drops: st.drops.to_vec(),
                 frames,
             });

@@ -834,20 +834,28 @@ pub fn counters(c: &Counters) -> String {
     let _ = writeln!(out, "Process fds {}, rss {} KiB", c.fds, c.rss_kib);
     let _ = writeln!(
         out,
-        "Worker {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
-        "RxPackets", "RxBytes", "TxPackets", "TxBytes", "NewConns", "NeighRepl", "NeighReq"
+        "Worker {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10} {:>12}",
+        "RxPackets",
+        "RxBytes",
+        "TxPackets",
+        "TxBytes",
+        "NewConns",
+        "NeighRepl",
+        "NeighReq",
+        "FlowHits"
     );
     for (i, w) in c.workers.iter().enumerate() {
         let _ = writeln!(
             out,
-            "{i:<6} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10}",
+            "{i:<6} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>10} {:>12}",
             w.rx_packets,
             w.rx_bytes,
             w.tx_packets,
             w.tx_bytes,
             w.conns_created,
             w.neigh_replies,
-            w.neigh_requests
+            w.neigh_requests,
+            w.flow_hits
         );
     }
     let _ = writeln!(
@@ -917,6 +925,7 @@ pub fn json_counters(c: &Counters) -> String {
                 "conns_created": w.conns_created,
                 "neigh_replies": w.neigh_replies,
                 "neigh_requests": w.neigh_requests,
+                "flow_hits": w.flow_hits,
                 "drops": by_name(&w.drops),
                 "frames": w.frames,
             })
@@ -958,6 +967,7 @@ mod tests {
             conns_created: 3,
             neigh_replies: 1,
             neigh_requests: 2,
+            flow_hits: rx - 2,
             drops: d,
             frames,
         };
@@ -996,9 +1006,9 @@ mod tests {
 Conns 7 (max 100)
 Defence drop_entry auto, drop_packet off, secure_tcp always, amemthresh 50: active, 12 entries dropped, 9 new conns refused
 Process fds 9, rss 1234 KiB
-Worker    RxPackets        RxBytes    TxPackets        TxBytes   NewConns  NeighRepl   NeighReq
-0                10           1000            9            900          3          1          2
-1                20           2000           19           1900          3          1          2
+Worker    RxPackets        RxBytes    TxPackets        TxBytes   NewConns  NeighRepl   NeighReq     FlowHits
+0                10           1000            9            900          3          1          2            8
+1                20           2000           19           1900          3          1          2           18
 Worker     Frames       Free   InFlight       Fill       Held         Tx   BadDescs
 0            8192       6144       2048       2047          1          0          0
 1               -
@@ -1012,6 +1022,7 @@ Drop reason                Total      Worker0      Worker1
         assert_eq!(j["defence"]["refused_conns"], 9);
         assert_eq!(j["workers"][1]["drops"]["defence"], 5);
         assert_eq!(j["workers"][0]["frames"]["in_flight"], 2048);
+        assert_eq!(j["workers"][1]["flow_hits"], 18);
         assert!(j["workers"][1]["frames"].is_null());
         assert_eq!(j["process"]["fds"], 9);
     }
