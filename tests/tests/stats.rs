@@ -84,6 +84,21 @@ fn stats_rate_and_conn_listing_follow_the_traffic() {
     let s = nums(&row(&stats, "TCP  198.18.1.100:80").unwrap(), 2);
     assert!(s.iter().all(|&n| n > 0 && n != u64::MAX), "{stats}");
     assert!(s[1] >= s[0] * 4 && s[3] > s[1] * 40, "{stats}");
+    // The client -> VIP packets after each connection's SYN went through the worker's flow
+    // cache (its counters are published every 256 loop turns).
+    let mut counters = serde_json::Value::Null;
+    let cached = wait_for(Duration::from_secs(10), || {
+        counters = xvsd.counters().unwrap();
+        counters["workers"][0]["flow_hits"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    assert!(cached, "no flow cache hits: {counters}");
+    let w = &counters["workers"][0];
+    assert!(
+        w["flow_hits"].as_u64() < w["rx_packets"].as_u64(),
+        "hits are received frames: {counters}"
+    );
     // Conns: -Lnc lists finished ones (TIME_WAIT or CLOSE) and the held one (ESTABLISHED).
     let conns = xvsd.adm_ok(&["-Lnc"]).unwrap();
     assert!(
