@@ -2667,16 +2667,7 @@ mod tests {
                 let tu = tuple(proto::TCP, &format!("198.51.100.{i}"), 30_000 + i);
                 t.create(new_conn(tu, FwdMode::Masq, &d, &s), 0, 0, &T)
                     .unwrap();
-                let (IpAddr::V4(src), IpAddr::V4(dst)) = (tu.caddr, tu.vaddr) else {
-                    unreachable!("IPv4 test tuples")
-                };
-                FlowKeyV4 {
-                    proto: tu.proto,
-                    src: src.to_bits(),
-                    dst: dst.to_bits(),
-                    sport: tu.cport,
-                    dport: tu.vport,
-                }
+                key_v4(&tu)
             })
             .collect();
         const ROUNDS: usize = 200_000;
