@@ -1171,11 +1171,11 @@ impl ConnTable {
         worker: usize,
         t: &Timeouts,
     ) -> Option<bool> {
-        if c.at & (1 << R_SLOT_BITS) != 0 {
+        let (shard, v6, slot) = untref(c.at);
+        if v6 {
+            // Not an IPv4 slot (or `NOT_STORED`).
             return None;
         }
-        let shard = (c.at >> (R_SLOT_BITS + 1)) as usize % NSHARDS;
-        let slot = (c.at & R_SLOT) as usize;
         let pkt = self.packet(tcp_flags, len, now_ms, worker);
         let (available, assure) = {
             let mut g = self.shard(shard);
@@ -1211,11 +1211,10 @@ impl ConnTable {
 
     /// Run `f` on the (link, state) of the live template `r` refers to.
     fn template_link(&self, r: u32, f: impl FnOnce(&mut u32, &mut u8)) {
-        let shard = (r >> (R_SLOT_BITS + 1)) as usize % NSHARDS;
-        let slot = (r & R_SLOT) as usize;
+        let (shard, v6, slot) = untref(r);
         let mut g = self.shard(shard);
         let both = cf::LIVE | cf::TEMPLATE;
-        if r & (1 << R_SLOT_BITS) != 0 {
+        if v6 {
             if let Some(c) = g.v6.slots.get_mut(slot)
                 && c.flags & both == both
             {
@@ -2042,6 +2041,16 @@ fn tref(shard: usize, v6: bool, slot: u32) -> u32 {
     #[allow(clippy::cast_possible_truncation)] // INVARIANT: shard < 64.
     let s = shard as u32;
     (s << (R_SLOT_BITS + 1)) | (u32::from(v6) << R_SLOT_BITS) | (slot & R_SLOT)
+}
+
+/// The (shard, IPv6 slab, slot) a [`tref`] names. `NOT_STORED` reads as an IPv6 slot.
+#[inline(always)]
+fn untref(r: u32) -> (usize, bool, usize) {
+    (
+        (r >> (R_SLOT_BITS + 1)) as usize % NSHARDS,
+        r & (1 << R_SLOT_BITS) != 0,
+        (r & R_SLOT) as usize,
+    )
 }
 
 fn insert_entry(
