@@ -319,7 +319,9 @@ const VIPS: [(&str, bool); 4] = [
 
 fn frame(p: &Pkt) -> (u16, Vec<u8>) {
     let (vip, udp) = VIPS[p.flow % VIPS.len()];
-    let cport = 41_000 + u16::try_from(p.flow / VIPS.len()).unwrap_or(0);
+    // One client port per flow: no two conns share a reply key (see README: that case is
+    // ambiguous for the lookup itself, and the two rigs hash with different seeds).
+    let cport = 41_000 + u16::try_from(p.flow).unwrap_or(0);
     let data = vec![0x61; p.payload];
     let client = ip("198.18.1.2");
     if p.reply {
