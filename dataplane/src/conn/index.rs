@@ -116,6 +116,14 @@ pub(super) struct ConnIndex {
 }
 
 impl ConnIndex {
+    /// Bytes per bucket (one cache line).
+    pub(super) const BUCKET_BYTES: usize = size_of::<Bucket>();
+
+    /// Where the buckets are (address) and the bucket mask, for prefetching a bucket.
+    pub(super) fn bucket_area(&self) -> (usize, usize) {
+        (self.buckets.as_ptr().addr(), self.mask)
+    }
+
     /// An index sized for about `n` entries (it grows when 7/8 of its lanes are used).
     pub(super) fn with_capacity(n: usize) -> Self {
         let buckets = (n * 8 / 7 / WAYS + 1).next_power_of_two().max(2);

@@ -267,16 +267,22 @@ pub fn next_state(proto_num: u8, dir: StateDir, flags: u8, cur: u8) -> u8 {
 }
 
 /// As [`next_state`]; `secure` picks the `secure_tcp` TCP table.
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn next_state_with(secure: bool, proto_num: u8, dir: StateDir, flags: u8, cur: u8) -> u8 {
     // PERF: the established conn's plain ACK (nearly every packet) stays ESTABLISHED in every
-    // row of both tables (test `established_ack_stays_in_every_row`); answered before the table
-    // walk.
+    // row of both tables (test `established_ack_stays_in_every_row`); answered inline, before
+    // the table walk (out of line, so that callers inline only this test).
     let first = tcp_flags::RST | tcp_flags::SYN | tcp_flags::FIN | tcp_flags::ACK;
     if proto_num == proto::TCP && cur == tcp::ESTABLISHED && flags & first == tcp_flags::ACK {
         return tcp::ESTABLISHED;
     }
+    next_state_walk(secure, proto_num, dir, flags, cur)
+}
+
+/// [`next_state_with`] past its established-ACK shortcut.
+#[inline(never)]
+fn next_state_walk(secure: bool, proto_num: u8, dir: StateDir, flags: u8, cur: u8) -> u8 {
     match proto_num {
         proto::TCP if secure => tcp_next_secure(dir, flags, cur),
         proto::TCP => tcp_next(dir, flags, cur),
@@ -304,7 +310,7 @@ pub fn is_active(proto_num: u8, state: u8) -> bool {
 
 /// Timeout in milliseconds of `state` for protocol `proto`, with the `--set` values `t`
 /// (ESTABLISHED, FIN_WAIT and UDP come from `t`; the rest are the kernel's defaults).
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn timeout_ms(proto_num: u8, state: u8, t: &Timeouts) -> u32 {
     let s = match proto_num {

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam::utils::CachePadded;
+use prefetch_index::prefetch_index;
 
 use super::index::ConnIndex;
 use super::port::{LipPorts, PortLayout};
@@ -409,6 +410,25 @@ impl<A: Addr> Slab<A> {
     }
 }
 
+/// Where a shard's IPv4 slab and index buckets are (addresses) and the bucket mask, written
+/// under the shard's lock whenever they may have moved, read without it to prefetch. A stale
+/// value makes a useless prefetch, nothing else: nothing is ever read through it.
+#[derive(Debug, Default)]
+struct ShardHint {
+    slots4: AtomicUsize,
+    buckets: AtomicUsize,
+    mask: AtomicUsize,
+}
+
+/// Prefetch the cache line at `addr` (any address: `prefetch_index` forms the pointer with
+/// `wrapping_add` and issues a prefetch instruction, which reads nothing the program can see
+/// and never faults).
+#[inline(always)]
+fn prefetch_addr(addr: usize) {
+    static ANCHOR: [u8; 1] = [0];
+    prefetch_index(&ANCHOR[..], addr.wrapping_sub(ANCHOR.as_ptr().addr()));
+}
+
 /// One shard: its index, its two slabs, FULLNAT port state and its expiry cursor.
 #[derive(Debug)]
 struct Shard {
@@ -519,6 +539,8 @@ fn mode_of(v: u8) -> DefenceMode {
 #[derive(Debug)]
 pub struct ConnTable {
     shards: Box<[CachePadded<ShardLock>]>,
+    /// Where each shard's IPv4 slots and index buckets are, for prefetching without its lock.
+    hints: Box<[ShardHint]>,
     bits: u8,
     max_conns: usize,
     count: CachePadded<AtomicUsize>,
@@ -573,8 +595,10 @@ impl ConnTable {
             })
             .collect();
         let seed = std::collections::hash_map::RandomState::new().hash_one(0x0078_7673_u64);
-        Ok(Self {
+        let hints = (0..NSHARDS).map(|_| ShardHint::default()).collect();
+        let t = Self {
             shards,
+            hints,
             bits: conn_tab_bits,
             max_conns,
             count: CachePadded::new(AtomicUsize::new(0)),
@@ -591,7 +615,59 @@ impl ConnTable {
             am_droprate: AtomicU32::new(Defence::default().am_droprate),
             drop_counter: AtomicU32::new(0),
             secure_tcp_mode: AtomicU8::new(DefenceMode::Off as u8),
-        })
+        };
+        for (i, s) in t.shards.iter().enumerate() {
+            t.rehint(i, &lock(s));
+        }
+        Ok(t)
+    }
+
+    /// Record where shard `i`'s IPv4 slots and index buckets now are (after anything that may
+    /// have moved them: a slab append, an index doubling, a clear). Writes only what changed,
+    /// so the line all workers read stays shared.
+    #[inline]
+    fn rehint(&self, i: usize, g: &Shard) {
+        let Some(h) = self.hints.get(i) else { return };
+        let (slots, (buckets, mask)) = (g.v4.slots.as_ptr().addr(), g.index.bucket_area());
+        for (a, v) in [(&h.slots4, slots), (&h.buckets, buckets), (&h.mask, mask)] {
+            if a.load(Ordering::Relaxed) != v {
+                a.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Start fetching what [`Self::touch_v4`] of `c` will read: its shard's lock line and its
+    /// slot. A hint only: whatever it fetches, nothing is read or decided from it.
+    #[inline(always)]
+    pub fn prefetch_ref_v4(&self, c: &ConnRefV4) {
+        let (shard, _, slot) = untref(c.at);
+        prefetch_index(&self.shards, shard);
+        if let Some(h) = self.hints.get(shard) {
+            let base = h.slots4.load(Ordering::Relaxed);
+            prefetch_addr(base.wrapping_add(slot.wrapping_mul(size_of::<Conn<Ipv4Addr>>())));
+        }
+    }
+
+    /// Start fetching what a client -> VIP probe of `key` will read first: its shard's lock
+    /// line and its home bucket. A hint only, like [`Self::prefetch_ref_v4`].
+    #[inline(always)]
+    pub fn prefetch_key_v4(&self, key: &FlowKeyV4) {
+        let (shard, hash) = home(
+            Ipv4Addr::from_bits(key.src),
+            key.sport,
+            key.proto,
+            self.seed,
+        );
+        prefetch_index(&self.shards, shard);
+        if let Some(h) = self.hints.get(shard) {
+            #[allow(clippy::cast_possible_truncation)] // INVARIANT: masked to the bucket count.
+            let b = hash as usize & h.mask.load(Ordering::Relaxed);
+            prefetch_addr(
+                h.buckets
+                    .load(Ordering::Relaxed)
+                    .wrapping_add(b.wrapping_mul(ConnIndex::BUCKET_BYTES)),
+            );
+        }
     }
 
     /// The IPVS table size `2^conn_tab_bits` (what `-L` shows as `(size=N)`).
@@ -1161,7 +1237,7 @@ impl ConnTable {
     ///
     /// A conn's client -> VIP key is unique in the table (creation checks under the shard
     /// lock), so a live conn with `c`'s identity is the one a lookup of its key finds.
-    #[inline]
+    #[inline(always)]
     pub fn touch_v4(
         &self,
         c: &ConnRefV4,
@@ -1501,6 +1577,7 @@ impl ConnTable {
                     if let Some(oh) = out_hash {
                         insert_entry(index, oh, slot | fam | E_OUT, v4, v6, seed);
                     }
+                    self.rehint(shard, &g);
                     Ok(hit)
                 }
             }
@@ -1692,6 +1769,7 @@ impl ConnTable {
         }
         let slot = A::slab_mut_of(v4, v6).alloc(conn);
         insert_entry(index, h, slot | fam | E_TPL, v4, v6, self.seed);
+        self.rehint(shard, &g);
         Ok(TemplateRef(tref(shard, A::V6, slot)))
     }
 
@@ -1836,7 +1914,7 @@ impl ConnTable {
     /// Drop every entry, unbinding dests (ActiveConn, InActConn and PersistConn go to zero
     /// for what this table held) and freeing FULLNAT ports. Reserved capacity is kept.
     pub fn flush(&self) {
-        for s in self.shards.iter() {
+        for (i, s) in self.shards.iter().enumerate() {
             let mut g = lock(s);
             let mut n = 0;
             for c in g.v4.slots.iter_mut() {
@@ -1850,6 +1928,7 @@ impl ConnTable {
             g.v6.clear();
             g.lips.clear();
             g.cursor = 0;
+            self.rehint(i, &g);
             self.count.fetch_sub(n, Ordering::Relaxed);
         }
     }

@@ -149,12 +149,13 @@ pub(super) fn cached(
     ctx: &mut Ctx,
     frame: &mut Frame<'_>,
     p: &V4,
+    slot: usize,
 ) -> Option<Result<(), DropReason>> {
     // A SYN most likely opens a conn (or reuses one): not worth a probe of the cache.
     if p.tcp_flags & wire::tcp::flags::SYN != 0 {
         return None;
     }
-    let f = ctx.flows.get(&p.key)?;
+    let f = ctx.flows.get_at(slot, &p.key)?;
     // Too big: the lookup path hands it to the general rewrite (fragmentation needed).
     if f.mtu != 0 && p.tl > f.mtu as usize {
         return None;
@@ -179,7 +180,7 @@ pub(super) fn cached(
             })
         }
         None => {
-            ctx.flows.forget(&p.key);
+            ctx.flows.forget_at(slot);
             None
         }
     }

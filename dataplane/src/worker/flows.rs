@@ -81,8 +81,9 @@ impl FlowCache {
         }
     }
 
+    /// The entry client -> VIP key `k` maps to.
     #[inline(always)]
-    fn slot(k: &FlowKeyV4) -> usize {
+    pub(super) fn slot(k: &FlowKeyV4) -> usize {
         // The addresses and the ports+protocol as two 64-bit words, multiplied into 128 bits
         // and the halves folded (wyhash's "mum"): every input bit reaches the top bits, and no
         // two fields share bits to cancel each other out.
@@ -98,9 +99,15 @@ impl FlowCache {
     }
 
     /// The cached flow of client -> VIP key `k`, if any.
-    #[inline(always)]
+    #[cfg(test)]
     pub(super) fn get(&self, k: &FlowKeyV4) -> Option<&Flow> {
-        let f = &self.e[Self::slot(k)];
+        self.get_at(Self::slot(k), k)
+    }
+
+    /// [`Self::get`] with the key's entry `i` (`Self::slot(k)`) already worked out.
+    #[inline(always)]
+    pub(super) fn get_at(&self, i: usize, k: &FlowKeyV4) -> Option<&Flow> {
+        let f = self.e.get(i)?;
         (f.epoch == self.epoch && f.conn.is_in_key(k)).then_some(f)
     }
 
@@ -135,10 +142,18 @@ impl FlowCache {
         };
     }
 
-    /// Forget the flow of `k` (its conn reference was refused).
+    /// Start fetching entry `i`.
+    #[inline(always)]
+    pub(super) fn prefetch_at(&self, i: usize) {
+        prefetch_index::prefetch_index(&self.e, i);
+    }
+
+    /// Forget the flow in entry `i` (its conn reference was refused).
     #[inline]
-    pub(super) fn forget(&mut self, k: &FlowKeyV4) {
-        self.e[Self::slot(k)].epoch = 0;
+    pub(super) fn forget_at(&mut self, i: usize) {
+        if let Some(f) = self.e.get_mut(i) {
+            f.epoch = 0;
+        }
     }
 }
 
@@ -183,7 +198,7 @@ mod tests {
         c.clear();
         assert!(c.get(&key(0xc612_0102, 40000)).is_none());
         insert(&mut c, 0xc612_0102, 40000);
-        c.forget(&key(0xc612_0102, 40000));
+        c.forget_at(FlowCache::slot(&key(0xc612_0102, 40000)));
         assert!(c.get(&key(0xc612_0102, 40000)).is_none());
     }
 
